@@ -1,0 +1,52 @@
+"""`alca` entry point: the error boundary, and a dispatch that imports only what it needs.
+
+`main` is the console script. It imports nothing heavy at module level: each command's
+module is imported on dispatch, and `alca run` takes a stdlib-only path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from alcatraz.errors import AlcaError, ExitCode
+
+
+def _report_bug(error: BaseException) -> int:
+    import traceback
+
+    traceback.print_exception(error)
+    sys.stderr.write(
+        "\nThis is a bug in alcatraz, not in your setup. Please report it with the text above.\n"
+    )
+    return ExitCode.INTERNAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `alca` command; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("ALCA_DEBUG", "") not in ("", "0")
+    try:
+        from alcatraz.cli.parser import dispatch
+
+        return dispatch(args)
+    except AlcaError as error:
+        if debug:
+            import traceback
+
+            traceback.print_exception(error)
+        sys.stderr.write(error.render() + "\n")
+        return int(error.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `alca list | head`): not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return ExitCode.OK
+    except Exception as error:
+        return _report_bug(error)

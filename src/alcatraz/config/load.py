@@ -1,0 +1,489 @@
+"""Load a project's configuration: read files, resolve extends/includes, merge, finalise.
+
+Order (reference §2.2): for each file, its `extends` are resolved and folded right to left
+(the first entry wins), the file itself goes on top, then its `includes` left to right (the
+last wins). Each file is validated on its own first, so every error names its file. Reads
+files and the environment; writes nothing.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+
+from alcatraz.config import model
+from alcatraz.config.expand import expand_strict
+from alcatraz.config.layer import Caps, Command, EnvVar, Layer, Mount, normalise
+from alcatraz.config.merge import merge
+from alcatraz.config.netgrammar import (
+    LanRule,
+    PortMapping,
+    ProxyAddress,
+    parse_lan_access,
+    parse_proxy,
+)
+from alcatraz.errors import ConfigError, NotInitializedError, quote
+from alcatraz.paths import CONFIG_NAME, display_path
+
+MAX_FILE_BYTES: Final = 1 << 20
+MAX_DEPTH: Final = 32
+MAX_FILES: Final = 256
+_GLOB_CHARS: Final = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of a project, after merging and defaults."""
+
+    project_root: Path
+    config_file: Path
+    files: tuple[Path, ...]  # every file that took part, in load order
+    image: str
+    workdir: str
+    workdir_exclude: tuple[str, ...]
+    runtime: str
+    up: Command | None
+    enter: Command | None
+    mounts: tuple[Mount, ...]  # user mounts; the project mount is `workdir_mount`
+    memory: str | None
+    cpus: float | None
+    envs: Mapping[str, EnvVar]
+    lan_access: tuple[str, ...]
+    allow_all_lan: bool
+    lan_rules: tuple[LanRule, ...]
+    ports: tuple[PortMapping, ...]
+    proxy: ProxyAddress | None
+    proxy_text: str | None
+    caps: Caps
+    post_up: str
+    pre_down: str
+    origin: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def workdir_mount(self) -> Mount:
+        """Mount #0: the project itself, hidden files excluded."""
+        return Mount(str(self.project_root), self.workdir, False, self.workdir_exclude)
+
+    @property
+    def all_mounts(self) -> tuple[Mount, ...]:
+        return (self.workdir_mount, *self.mounts)
+
+
+def _line_of(text: str, column_error: str) -> int | None:
+    match = re.search(r"at line (\d+)", column_error)
+    return int(match.group(1)) if match else None
+
+
+def read_toml(path: Path, display: str) -> tuple[dict[str, Any], str]:
+    """Parse one TOML file defensively: regular files only, bounded size, strict UTF-8."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=display, hint="create it or fix the path") from None
+    except PermissionError:
+        raise ConfigError(
+            "permission denied", file=display, hint="make the file readable by your user"
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read file: {error.strerror}", file=display, hint="fix the path"
+        ) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError("is a directory, not a file", file=display, hint="point at a .toml file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(
+            "is not a regular file", file=display, hint="configuration must be a plain .toml file"
+        )
+    if info.st_size > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"file is too large ({info.st_size} bytes; the limit is {MAX_FILE_BYTES})",
+            file=display,
+            hint="a configuration file is a few kilobytes; check the path",
+        )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except PermissionError:
+        raise ConfigError(
+            "permission denied", file=display, hint="make the file readable by your user"
+        ) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ConfigError("is not a regular file", file=display, hint="use a plain file")
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if data.startswith(b"\xef\xbb\xbf") or data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(
+            "file starts with a byte-order mark",
+            file=display,
+            line=1,
+            hint="save the file as UTF-8 without a BOM",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"file is not valid UTF-8 (byte {error.start})",
+            file=display,
+            line=line,
+            hint="save the file as UTF-8",
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(
+            "file contains a NUL character",
+            file=display,
+            line=text[: text.index("\x00")].count("\n") + 1,
+            hint="remove it; TOML files are text",
+        )
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as error:
+        message = str(error)
+        line = _line_of(text, message)
+        summary = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+        raise ConfigError(
+            f"invalid TOML: {summary[:1].lower() + summary[1:]}",
+            file=display,
+            line=line,
+            hint="fix the syntax" + (f" at line {line}" if line else "") + " (see https://toml.io)",
+        ) from None
+
+
+_TYPE_WORDS: Final = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "array": "an array",
+    "object": "a table",
+    "null": "nothing",
+    "datetime": "a date-time",
+    "date": "a date",
+    "time": "a time",
+}
+
+
+def _words(types: str) -> str:
+    names = [t.strip() for t in types.split("|") if t.strip() != "null"]
+    return " or ".join(_TYPE_WORDS.get(n, n) for n in names)
+
+
+def _key_of(msgspec_path: str) -> str:
+    """`$.network.lan-access[0]` -> `network.lan-access[0]`."""
+    return msgspec_path.removeprefix("$").removeprefix(".")
+
+
+def _table_of(key: str) -> str:
+    return re.sub(r"\[[^\]]*\]", "", key)
+
+
+def _find_line(text: str, name: str) -> int | None:
+    pattern = re.compile(
+        r"(?m)(?:^[ \t]*|[{,][ \t]*)(?:[\w.\"'-]*\.)?[\"']?" + re.escape(name) + r"[\"']?[ \t]*="
+    )
+    match = pattern.search(text)
+    return text[: match.start()].count("\n") + 1 if match else None
+
+
+def _descriptions() -> dict[str, str]:
+    """Key path (indices removed, env names as `*`) -> the field's documentation, for hints."""
+    from msgspec import inspect as mi
+
+    found: dict[str, str] = {}
+
+    def walk(info: mi.Type, prefix: str) -> None:
+        if isinstance(info, mi.Metadata):
+            description = (info.extra_json_schema or {}).get("description")
+            if description and prefix:
+                found[prefix] = description  # deeper, more specific text wins
+            walk(info.type, prefix)
+        elif isinstance(info, mi.StructType):
+            for f in info.fields:
+                walk(f.type, f"{prefix}.{f.encode_name}" if prefix else f.encode_name)
+        elif isinstance(info, mi.UnionType):
+            for member in info.types:
+                walk(member, prefix)
+        elif isinstance(info, mi.ListType):
+            walk(info.item_type, prefix)
+        elif isinstance(info, mi.DictType):
+            walk(info.value_type, prefix + ".*")
+
+    walk(mi.type_info(model.ConfigLayer), "")
+    return found
+
+
+def _doc_for(key: str) -> str | None:
+    table = re.sub(r"^envs\.[^.]+", "envs.*", _table_of(key))
+    docs = _descriptions()
+    while table:
+        if table in docs:
+            return docs[table]
+        if "." not in table:
+            return None
+        table = table.rsplit(".", 1)[0]
+    return None
+
+
+def _validation_error(
+    error: msgspec.ValidationError, data: dict[str, Any], text: str, display: str
+) -> ConfigError:
+    message = str(error)
+    match = re.fullmatch(r"(?s)(?P<what>.*?)(?: - at `(?P<path>[^`]*)`)?", message)
+    assert match is not None
+    what, path = match.group("what"), match.group("path") or "$"
+    key = _key_of(path)
+    if "[...]" in key and isinstance(data.get("envs"), dict):
+        for name, value in data["envs"].items():
+            try:
+                msgspec.convert(value, model.EnvValue, strict=True)  # type: ignore[arg-type]
+            except msgspec.ValidationError:
+                key = key.replace("[...]", f".{name}", 1)
+                break
+    unknown = re.fullmatch(r"Object contains unknown field `(?P<name>[^`]*)`", what)
+    if unknown:
+        import difflib
+
+        name = unknown.group("name")
+        table = _table_of(key)
+        known = model.known_keys().get(table, ())
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if not close:
+            normalised = {k.replace("-", "").replace("_", "").lower(): k for k in known}
+            candidate = normalised.get(name.replace("-", "").replace("_", "").lower())
+            close = [candidate] if candidate else []
+        # A key in the wrong table, e.g. lan-access at the top level.
+        elsewhere = [t for t, keys in model.known_keys().items() if name in keys and t != table]
+        where = f"[{table}]" if table else "the top level"
+        suggestion = f"; did you mean `{close[0]}`?" if close else ""
+        if not close and elsewhere:
+            suggestion = f"; it belongs in [{elsewhere[0]}]" if elsewhere[0] else "; it belongs at the top level"
+        full_key = f"{key}.{name}" if key else name
+        return ConfigError(
+            f"unknown key `{name}` in {where} of {display}{suggestion}",
+            file=display,
+            key=full_key,
+            line=_find_line(text, name),
+            hint="alcatraz rejects unknown keys so that a typo never switches a setting off; "
+            "valid keys here: " + ", ".join(known),
+        )
+    missing = re.fullmatch(r"Object missing required field `(?P<name>[^`]*)`", what)
+    if missing:
+        name = missing.group("name")
+        full_key = f"{key}.{name}" if key else name
+        doc = _doc_for(full_key)
+        return ConfigError(
+            f"missing required key `{name}`",
+            file=display,
+            key=full_key,
+            line=_find_line(text, key.rsplit(".", 1)[-1].split("[")[0]) if key else None,
+            hint=f"add `{name}`" + (f": {doc}" if doc else ""),
+        )
+    expected = re.fullmatch(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`", what)
+    doc = _doc_for(key)
+    last = key.rsplit(".", 1)[-1].split("[")[0] if key else ""
+    if expected:
+        return ConfigError(
+            f"expected {_words(expected.group('want'))}, got {_words(expected.group('got'))}",
+            file=display,
+            key=key or None,
+            line=_find_line(text, last) if last else None,
+            hint=doc or "see docs/config.md for the expected form",
+        )
+    return ConfigError(
+        what[:1].lower() + what[1:],
+        file=display,
+        key=key or None,
+        line=_find_line(text, last) if last else None,
+        hint=doc or "see docs/config.md",
+    )
+
+
+class _Resolver:
+    """Depth-first resolution of one project's file graph."""
+
+    def __init__(self, environ: Mapping[str, str], cwd: Path):
+        self.environ = environ
+        self.cwd = cwd
+        self.files: list[Path] = []
+        self.stack: list[Path] = []
+
+    def display(self, path: Path) -> str:
+        return display_path(path, self.cwd)
+
+    def references(self, refs: list[str], *, key: str, base_dir: Path, display: str) -> list[Path]:
+        paths: list[Path] = []
+        for i, ref in enumerate(refs):
+            where = f"{key}[{i}]"
+            try:
+                expanded = expand_strict(ref, self.environ)
+            except ConfigError as error:
+                raise error.located(file=display, key=where) from None
+            if not expanded.strip():
+                raise ConfigError(
+                    "path must not be empty", file=display, key=where, hint="remove the entry"
+                )
+            if expanded.startswith("~/"):
+                expanded = self.environ.get("HOME", "~") + expanded[1:]
+            pattern = expanded if os.path.isabs(expanded) else str(base_dir / expanded)
+            if _GLOB_CHARS & set(expanded):
+                matches = sorted(glob.glob(pattern, include_hidden=True))
+                paths.extend(Path(os.path.normpath(m)) for m in matches)
+            else:
+                literal = Path(os.path.normpath(pattern))
+                if not literal.exists():
+                    raise ConfigError(
+                        f"{quote(ref)} does not exist ({literal})",
+                        file=display,
+                        key=where,
+                        hint="create the file, fix the path (relative to this file's directory), "
+                        "or use a glob pattern, which may match nothing",
+                    )
+                paths.append(literal)
+        return paths
+
+    def resolve(self, path: Path) -> Layer:
+        display = self.display(path)
+        real = path.resolve()
+        if real in self.stack:
+            chain = " -> ".join(self.display(p) for p in [*self.stack, real])
+            raise ConfigError(
+                f"circular reference detected: {chain}",
+                file=self.display(self.stack[-1]),
+                hint="remove one of the extends/includes entries that form the loop",
+            )
+        if len(self.stack) >= MAX_DEPTH:
+            raise ConfigError(
+                f"extends/includes nested more than {MAX_DEPTH} levels deep",
+                file=display,
+                hint="flatten the chain of files",
+            )
+        if len(self.files) >= MAX_FILES:
+            raise ConfigError(
+                f"more than {MAX_FILES} configuration files take part",
+                file=display,
+                hint="narrow the extends/includes glob patterns",
+            )
+        data, text = read_toml(path, display)
+        try:
+            raw = msgspec.convert(data, model.ConfigLayer, strict=True)
+        except msgspec.ValidationError as error:
+            raise _validation_error(error, data, text, display) from None
+        base_dir = path.parent
+        own = normalise(raw, file=display, base_dir=base_dir, environ=self.environ)
+        self.files.append(real)
+        self.stack.append(real)
+        try:
+            acc = Layer()
+            extends = self.references(
+                raw.extends or [], key="extends", base_dir=base_dir, display=display
+            )
+            includes = self.references(
+                raw.includes or [], key="includes", base_dir=base_dir, display=display
+            )
+            for ref in reversed(extends):
+                acc = merge(acc, self.resolve(ref))
+            acc = merge(acc, own)
+            for ref in includes:
+                acc = merge(acc, self.resolve(ref))
+        finally:
+            self.stack.pop()
+        return acc
+
+
+def _finalise(layer: Layer, *, root: Path, config_file: Path, files: list[Path], display: str) -> Config:
+    origin = dict(layer.origin)
+
+    def file_of(key: str) -> str:
+        return ", ".join(origin.get(key, (display,)))
+
+    if not layer.image:
+        raise ConfigError(
+            "image is required",
+            file=display,
+            key="image",
+            hint='add a line such as image = "alpine:3.21" (or run `alca init`)',
+        )
+    workdir = layer.workdir or model.DEFAULT_WORKDIR
+    targets: dict[str, int] = {}
+    for i, mount in enumerate(layer.mounts):
+        if mount.target == workdir:
+            raise ConfigError(
+                f"mount target {quote(mount.target)} conflicts with workdir",
+                file=file_of(f"mounts[{i}]"),
+                key=f"mounts[{i}]",
+                hint="the project is already mounted at workdir; use workdir_exclude to hide "
+                "files instead of a separate mount",
+            )
+        if mount.target in targets:
+            raise ConfigError(
+                f"mount target {quote(mount.target)} is used twice "
+                f"(mounts[{targets[mount.target]}] and mounts[{i}])",
+                file=file_of(f"mounts[{i}]"),
+                key=f"mounts[{i}]",
+                hint="give each mount its own target",
+            )
+        targets[mount.target] = i
+    envs = {name: EnvVar(f"${{{name}}}", True) for name in model.DEFAULT_ENV_NAMES}
+    envs.update(layer.envs)
+    allow_all, rules = parse_lan_access(layer.lan_access)
+    caps = layer.caps if layer.caps is not None and layer.caps.has_entries else Caps(
+        drop=("ALL",), add=model.DEFAULT_CAPS
+    )
+    return Config(
+        project_root=root,
+        config_file=config_file,
+        files=tuple(files),
+        image=layer.image,
+        workdir=workdir,
+        workdir_exclude=layer.workdir_exclude or (),
+        runtime=layer.runtime or "auto",
+        up=layer.up if layer.up and layer.up.command else None,
+        enter=layer.enter if layer.enter and layer.enter.command else None,
+        mounts=layer.mounts,
+        memory=layer.memory,
+        cpus=layer.cpus,
+        envs=envs,
+        lan_access=layer.lan_access,
+        allow_all_lan=allow_all,
+        lan_rules=rules,
+        ports=layer.ports or (),
+        proxy=parse_proxy(layer.proxy) if layer.proxy else None,
+        proxy_text=layer.proxy,
+        caps=caps,
+        post_up=layer.post_up or "",
+        pre_down=layer.pre_down or "",
+        origin=origin,
+    )
+
+
+def load_config(
+    project_root: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Config:
+    """Load `<project_root>/.alca.toml` with everything it extends and includes."""
+    env = os.environ if environ is None else environ
+    config_file = project_root / CONFIG_NAME
+    if not os.path.lexists(config_file):
+        raise NotInitializedError(
+            "configuration not found: run 'alca init' first",
+            hint=f"no {CONFIG_NAME} in {project_root} or any parent directory",
+        )
+    resolver = _Resolver(env, cwd if cwd is not None else Path.cwd())
+    layer = resolver.resolve(config_file)
+    return _finalise(
+        layer,
+        root=project_root,
+        config_file=config_file,
+        files=resolver.files,
+        display=resolver.display(config_file),
+    )

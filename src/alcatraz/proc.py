@@ -1,0 +1,154 @@
+"""The one seam between alcatraz and other programs (docker, podman, nft, mutagen, git).
+
+Every command is an argv list, never a shell string. Under `ALCA_DEBUG` each command is
+logged to stderr exactly as run. A failure carries the command and its stderr so the
+error message explains itself. `exec_replace` hands the process over (for `alca run`).
+
+`subprocess` is imported lazily: `alca run` only needs `os.execvp`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from alcatraz.errors import AlcaError, UnavailableError
+
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("ALCA_DEBUG", "") not in ("", "0")
+
+
+def log_command(argv: Sequence[str]) -> None:
+    if debug_enabled():
+        sys.stderr.write("→ Executing: " + shlex.join(argv) + "\n")
+        sys.stderr.flush()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command returned."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class CommandFailed(AlcaError):
+    """A program exited non-zero where success was required."""
+
+    def __init__(self, result: Result, summary: str | None = None, hint: str | None = None):
+        detail = result.stderr.strip() or result.stdout.strip() or "(no output)"
+        if len(detail) > 2000:
+            detail = detail[:2000] + " …"
+        head = summary or f"{result.argv[0]} failed"
+        super().__init__(
+            f"{head} (exit {result.returncode}): {detail}\n  command: {shlex.join(result.argv)}",
+            hint,
+        )
+        self.result = result
+
+
+class Runner(Protocol):
+    """Runs programs; tests may substitute a recording fake."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> Result: ...
+
+    def stream(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> int: ...
+
+
+class SubprocessRunner:
+    """The real implementation."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        check: bool = False,
+    ) -> Result:
+        import subprocess
+
+        args = tuple(argv)
+        log_command(args)
+        try:
+            completed = subprocess.run(
+                args,
+                input=input,
+                capture_output=True,
+                text=True,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                timeout=timeout,
+                check=False,
+                stdin=None if input is not None else subprocess.DEVNULL,
+            )
+        except FileNotFoundError:
+            raise UnavailableError(
+                f"{args[0]} is not installed (not found on PATH)",
+                hint=f"install {args[0]}, or fix PATH",
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise AlcaError(
+                f"{args[0]} did not finish within {timeout:.0f} s\n  command: {shlex.join(args)}",
+                hint="check that the program is healthy (e.g. the engine daemon is running)",
+            ) from None
+        result = Result(args, completed.returncode, completed.stdout, completed.stderr)
+        if debug_enabled() and completed.stderr.strip():
+            sys.stderr.write("  stderr: " + completed.stderr.strip().replace("\n", "\n  ") + "\n")
+        if check and not result.ok:
+            raise CommandFailed(result)
+        return result
+
+    def stream(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> int:
+        """Run with the terminal attached (setup commands, hooks); returns the exit code."""
+        import subprocess
+
+        args = tuple(argv)
+        log_command(args)
+        try:
+            return subprocess.call(args, env=dict(env) if env is not None else None, cwd=cwd)
+        except FileNotFoundError:
+            raise UnavailableError(
+                f"{args[0]} is not installed (not found on PATH)", hint=f"install {args[0]}"
+            ) from None
+
+
+def exec_replace(argv: Sequence[str]) -> NoReturn:
+    """Become `argv` (TTY, signals and exit status pass through untouched)."""
+    args = list(argv)
+    log_command(args)
+    try:
+        os.execvp(args[0], args)
+    except FileNotFoundError:
+        raise UnavailableError(
+            f"{args[0]} is not installed (not found on PATH)", hint=f"install {args[0]}"
+        ) from None
