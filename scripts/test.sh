@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The one command that runs alcatraz's whole test suite on a fresh Debian machine.
+#
+#   ./scripts/test.sh            # everything: set-up, lint, types, unit, integration
+#   ./scripts/test.sh --unit     # skip the engine set-up and the integration tests
+#
+# It installs what it needs itself (Debian packages, Mutagen, local test images; see
+# scripts/setup-test-env.sh), creates a virtualenv in .venv, and never needs stdin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unit_only=0
+[[ "${1:-}" == "--unit" ]] && unit_only=1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [[ $unit_only -eq 0 ]]; then
+  step "Setting up engines, nftables, Mutagen and test images"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "The integration set-up needs root (apt-get, dockerd, nftables): run with sudo." >&2
+    exit 1
+  fi
+  bash scripts/setup-test-env.sh
+fi
+
+step "Python environment (.venv)"
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+export PATH="$PWD/.venv/bin:$PATH"
+
+step "Lint (ruff) and types (mypy)"
+ruff check src tests bench
+ruff format --check src tests bench
+mypy
+
+step "Unit tests"
+python -m pytest tests/unit -q -n auto -p no:cacheprovider
+
+if [[ $unit_only -eq 0 ]]; then
+  step "Integration tests (real Docker, Podman, nftables, Mutagen)"
+  python -m pytest tests/integration -q -p no:cacheprovider -m integration
+fi

@@ -1,0 +1,41 @@
+"""Test isolation: no test touches the real home, alcatraz dir or environment."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Point HOME and ALCA_HOME at fresh directories; check os.environ is left unchanged."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ALCA_HOME", str(home / ".alcatraz"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("ALCA_DEBUG", raising=False)
+    before = dict(os.environ)
+    yield
+    assert dict(os.environ) == before, "a test changed os.environ"
+
+
+class FakeTTY(io.StringIO):
+    """A stdin that claims to be a terminal, with scripted answers."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root` with its content (None for directories): to prove nothing changed."""
+    snapshot: dict[str, bytes | None] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        snapshot[rel] = None if path.is_dir() and not path.is_symlink() else (
+            path.read_bytes() if path.is_file() else os.readlink(path).encode()
+        )
+    return snapshot
