@@ -100,8 +100,10 @@ class ConfigError(AlcaError):
         if self.file is None and file is not None:
             self.file = file
         if key is not None:
-            self.key = f"{key}.{self.key}" if self.key and not self.key.startswith("[") else (
-                f"{key}{self.key}" if self.key else key
+            self.key = (
+                f"{key}.{self.key}"
+                if self.key and not self.key.startswith("[")
+                else (f"{key}{self.key}" if self.key else key)
             )
         return self
 

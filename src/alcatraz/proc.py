@@ -147,7 +147,7 @@ def exec_replace(argv: Sequence[str]) -> NoReturn:
     args = list(argv)
     log_command(args)
     try:
-        os.execvp(args[0], args)
+        os.execvp(args[0], args)  # noqa: S606 - argv list, no shell
     except FileNotFoundError:
         raise UnavailableError(
             f"{args[0]} is not installed (not found on PATH)", hint=f"install {args[0]}"

@@ -6,6 +6,7 @@ module is imported on dispatch, and `alca run` takes a stdlib-only path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -43,10 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `alca list | head`): not an error worth a traceback.
-        try:
+        with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        except OSError:
-            pass
         return ExitCode.OK
     except Exception as error:
         return _report_bug(error)

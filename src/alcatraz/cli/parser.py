@@ -41,9 +41,7 @@ def build_parser(chosen: str | None) -> AlcaParser:
         prog="alca",
         description="Run AI code agents with full permissions, inside a sandbox.",
     )
-    parser.add_argument(
-        "-v", "--version", action="version", version=f"alca version {__version__}"
-    )
+    parser.add_argument("-v", "--version", action="version", version=f"alca version {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (module_name, summary) in COMMANDS.items():
         command_parser = sub.add_parser(name, help=summary, description=summary)

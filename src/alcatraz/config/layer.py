@@ -29,12 +29,49 @@ from alcatraz.errors import ConfigError, quote
 
 #: Every capability Linux knows (capabilities(7)), for typo detection.
 LINUX_CAPS: Final = frozenset(
-    """AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN
-    DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE
-    LINUX_IMMUTABLE MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE NET_BROADCAST
-    NET_RAW PERFMON SETFCAP SETGID SETPCAP SETUID SYSLOG SYS_ADMIN SYS_BOOT SYS_CHROOT
-    SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE SYS_RAWIO SYS_RESOURCE SYS_TIME
-    SYS_TTY_CONFIG WAKE_ALARM""".split()
+    [
+        "AUDIT_CONTROL",
+        "AUDIT_READ",
+        "AUDIT_WRITE",
+        "BLOCK_SUSPEND",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "KILL",
+        "LEASE",
+        "LINUX_IMMUTABLE",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "MKNOD",
+        "NET_ADMIN",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_RAW",
+        "PERFMON",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYSLOG",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_CHROOT",
+        "SYS_MODULE",
+        "SYS_NICE",
+        "SYS_PACCT",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "WAKE_ALARM",
+    ]
 )
 
 _MEMORY = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s?(?P<unit>[bkmgtp])?(?:i?b)?", re.IGNORECASE)
@@ -114,7 +151,9 @@ def _fail(key: str, error: GrammarError | ConfigError) -> ConfigError:
 
 def _check_text(key: str, value: str, what: str) -> None:
     if not value.strip():
-        raise ConfigError(f"{what} must not be empty", key=key, hint=f"set a {what} or remove the key")
+        raise ConfigError(
+            f"{what} must not be empty", key=key, hint=f"set a {what} or remove the key"
+        )
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ConfigError(
             f"{what} {quote(value)} contains a control character",
@@ -221,7 +260,7 @@ def _normalise_caps(raw: list[str] | model.CapsSpec) -> Caps:
             raise ConfigError(
                 'adding "ALL" capabilities would give the agent full root power',
                 key="caps",
-                hint="list the capabilities you need, or use caps = { add = [\"ALL\"] } "
+                hint='list the capabilities you need, or use caps = { add = ["ALL"] } '
                 "if you really mean it",
             )
         return Caps(drop=("ALL",), add=_unique([*model.DEFAULT_CAPS, *extras]))
@@ -231,18 +270,13 @@ def _normalise_caps(raw: list[str] | model.CapsSpec) -> Caps:
 
 
 def _command(key: str, raw: str | model.CommandSpec) -> Command:
-    if isinstance(raw, str):
-        command = Command(raw)
-    else:
-        command = Command(raw.command, raw.append)
+    command = Command(raw) if isinstance(raw, str) else Command(raw.command, raw.append)
     if "\x00" in command.command:
         raise ConfigError("command contains a NUL character", key=key, hint="remove it")
     return command
 
 
-def resolve_host_path(
-    raw: str, *, key: str, base_dir: Path, environ: Mapping[str, str]
-) -> str:
+def resolve_host_path(raw: str, *, key: str, base_dir: Path, environ: Mapping[str, str]) -> str:
     """Expand variables and `~`, then resolve relative to the declaring file's directory."""
     try:
         expanded = expand_strict(raw, environ)
@@ -279,7 +313,7 @@ def _parse_mount_string(raw: str, key: str) -> tuple[str, str, bool]:
     parts = raw.split(":")
     if len(parts) not in (2, 3):
         raise ConfigError(
-            f"invalid mount {quote(raw)}: expected \"source:target\" or \"source:target:ro\"",
+            f'invalid mount {quote(raw)}: expected "source:target" or "source:target:ro"',
             key=key,
             hint='use the table form { source = "...", target = "..." } for paths containing ":"',
         )
@@ -293,7 +327,9 @@ def _parse_mount_string(raw: str, key: str) -> tuple[str, str, bool]:
             )
         readonly = parts[2] == "ro"
     if not parts[0]:
-        raise ConfigError(f"mount {quote(raw)} has an empty source", key=key, hint="give a host path")
+        raise ConfigError(
+            f"mount {quote(raw)} has an empty source", key=key, hint="give a host path"
+        )
     if not parts[1]:
         raise ConfigError(
             f"mount {quote(raw)} has an empty target", key=key, hint="give a container path"
@@ -316,7 +352,8 @@ def _check_patterns(key: str, patterns: list[str]) -> tuple[str, ...]:
             raise ConfigError(
                 f"negated pattern {quote(pattern)} is not supported",
                 key=where,
-                hint="a later pattern must never re-include a hidden secret; list only what to hide",
+                hint="a later pattern must never re-include a hidden secret; "
+                "list only what to hide",
             )
         if pattern != pattern.strip():
             raise ConfigError(
@@ -328,7 +365,7 @@ def _check_patterns(key: str, patterns: list[str]) -> tuple[str, ...]:
             raise ConfigError(
                 f"exclude pattern {quote(pattern)} has an unclosed bracket",
                 key=where,
-                hint="close the character class, e.g. \"*.[ch]\"",
+                hint='close the character class, e.g. "*.[ch]"',
             )
     return tuple(patterns)
 
@@ -345,13 +382,18 @@ def _mounts(
         else:
             source, target, readonly = item.source, item.target, item.readonly
             if not source:
-                raise ConfigError("mount source is required", key=f"{key}.source", hint="give a host path")
+                raise ConfigError(
+                    "mount source is required", key=f"{key}.source", hint="give a host path"
+                )
             exclude = _check_patterns(f"{key}.exclude", item.exclude)
         target = _check_container_path(
             key if isinstance(item, str) else f"{key}.target", target, "mount target"
         )
         host = resolve_host_path(
-            source, key=f"{key}.source" if not isinstance(item, str) else key, base_dir=base_dir, environ=environ
+            source,
+            key=f"{key}.source" if not isinstance(item, str) else key,
+            base_dir=base_dir,
+            environ=environ,
         )
         mounts.append(Mount(host, target, readonly, exclude))
     return tuple(mounts)
@@ -425,8 +467,10 @@ def _normalise(
             key = f"envs.{name}"
             try:
                 check_env_key(name)
-                env = EnvVar(value) if isinstance(value, str) else EnvVar(
-                    value.value, value.override_on_enter
+                env = (
+                    EnvVar(value)
+                    if isinstance(value, str)
+                    else EnvVar(value.value, value.override_on_enter)
                 )
                 check_env_value(env.value)
             except ConfigError as error:
@@ -473,7 +517,9 @@ def _normalise(
             if value is None:
                 continue
             if "\x00" in value:
-                raise ConfigError("hook contains a NUL character", key=f"hooks.{name}", hint="remove it")
+                raise ConfigError(
+                    "hook contains a NUL character", key=f"hooks.{name}", hint="remove it"
+                )
             setattr(layer, name, value)
             note(f"hooks.{name}")
     layer.origin = origin

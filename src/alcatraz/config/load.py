@@ -88,7 +88,9 @@ def read_toml(path: Path, display: str) -> tuple[dict[str, Any], str]:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise ConfigError("file not found", file=display, hint="create it or fix the path") from None
+        raise ConfigError(
+            "file not found", file=display, hint="create it or fix the path"
+        ) from None
     except PermissionError:
         raise ConfigError(
             "permission denied", file=display, hint="make the file readable by your user"
@@ -119,7 +121,7 @@ def read_toml(path: Path, display: str) -> tuple[dict[str, Any], str]:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             raise ConfigError("is not a regular file", file=display, hint="use a plain file")
         data = handle.read(MAX_FILE_BYTES + 1)
-    if data.startswith(b"\xef\xbb\xbf") or data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         raise ConfigError(
             "file starts with a byte-order mark",
             file=display,
@@ -129,11 +131,11 @@ def read_toml(path: Path, display: str) -> tuple[dict[str, Any], str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
+        bad_line = data[: error.start].count(b"\n") + 1
         raise ConfigError(
             f"file is not valid UTF-8 (byte {error.start})",
             file=display,
-            line=line,
+            line=bad_line,
             hint="save the file as UTF-8",
         ) from None
     if "\x00" in text:
@@ -237,13 +239,13 @@ def _validation_error(
 ) -> ConfigError:
     message = str(error)
     match = re.fullmatch(r"(?s)(?P<what>.*?)(?: - at `(?P<path>[^`]*)`)?", message)
-    assert match is not None
-    what, path = match.group("what"), match.group("path") or "$"
+    what = match.group("what") if match else message
+    path = (match.group("path") if match else None) or "$"
     key = _key_of(path)
     if "[...]" in key and isinstance(data.get("envs"), dict):
         for name, value in data["envs"].items():
             try:
-                msgspec.convert(value, model.EnvValue, strict=True)  # type: ignore[arg-type]
+                msgspec.convert(value, model.EnvValue, strict=True)
             except msgspec.ValidationError:
                 key = key.replace("[...]", f".{name}", 1)
                 break
@@ -264,7 +266,11 @@ def _validation_error(
         where = f"[{table}]" if table else "the top level"
         suggestion = f"; did you mean `{close[0]}`?" if close else ""
         if not close and elsewhere:
-            suggestion = f"; it belongs in [{elsewhere[0]}]" if elsewhere[0] else "; it belongs at the top level"
+            suggestion = (
+                f"; it belongs in [{elsewhere[0]}]"
+                if elsewhere[0]
+                else "; it belongs at the top level"
+            )
         full_key = f"{key}.{name}" if key else name
         return ConfigError(
             f"unknown key `{name}` in {where} of {display}{suggestion}",
@@ -398,7 +404,9 @@ class _Resolver:
         return acc
 
 
-def _finalise(layer: Layer, *, root: Path, config_file: Path, files: list[Path], display: str) -> Config:
+def _finalise(
+    layer: Layer, *, root: Path, config_file: Path, files: list[Path], display: str
+) -> Config:
     origin = dict(layer.origin)
 
     def file_of(key: str) -> str:
@@ -434,8 +442,10 @@ def _finalise(layer: Layer, *, root: Path, config_file: Path, files: list[Path],
     envs = {name: EnvVar(f"${{{name}}}", True) for name in model.DEFAULT_ENV_NAMES}
     envs.update(layer.envs)
     allow_all, rules = parse_lan_access(layer.lan_access)
-    caps = layer.caps if layer.caps is not None and layer.caps.has_entries else Caps(
-        drop=("ALL",), add=model.DEFAULT_CAPS
+    caps = (
+        layer.caps
+        if layer.caps is not None and layer.caps.has_entries
+        else Caps(drop=("ALL",), add=model.DEFAULT_CAPS)
     )
     return Config(
         project_root=root,

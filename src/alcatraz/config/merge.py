@@ -31,7 +31,9 @@ def _merge_command(base: Command | None, overlay: Command | None) -> Command | N
     return overlay
 
 
-def _shift(origin: dict[str, tuple[str, ...]], prefix: str, offset: int) -> dict[str, tuple[str, ...]]:
+def _shift(
+    origin: dict[str, tuple[str, ...]], prefix: str, offset: int
+) -> dict[str, tuple[str, ...]]:
     """Renumber `prefix[i]` keys by `offset`, for appended lists."""
     shifted: dict[str, tuple[str, ...]] = {}
     for key, files in origin.items():

@@ -105,7 +105,9 @@ class MountSpec(_Strict):
 
 MountValue = Annotated[
     str | MountSpec,
-    msgspec.Meta(description='"source:target[:ro]", or a table {source, target, readonly, exclude}.'),
+    msgspec.Meta(
+        description='"source:target[:ro]", or a table {source, target, readonly, exclude}.'
+    ),
 ]
 
 
@@ -144,7 +146,9 @@ class EnvSpec(_Strict):
 
 EnvValue = Annotated[
     str | EnvSpec,
-    msgspec.Meta(description="A value (literal or exactly `${NAME}`), or `{value, override_on_enter}`."),
+    msgspec.Meta(
+        description="A value (literal or exactly `${NAME}`), or `{value, override_on_enter}`."
+    ),
 ]
 
 
@@ -202,9 +206,9 @@ class NetworkLayer(_Strict, rename={"lan_access": "lan-access"}):
 class CapsSpec(_Strict):
     """Full control over Linux capabilities: no implicit defaults."""
 
-    drop: Annotated[list[str], msgspec.Meta(description='Capabilities to drop ("ALL" allowed).')] = (
-        msgspec.field(default_factory=list)
-    )
+    drop: Annotated[
+        list[str], msgspec.Meta(description='Capabilities to drop ("ALL" allowed).')
+    ] = msgspec.field(default_factory=list)
     add: Annotated[list[str], msgspec.Meta(description="Capabilities to add.")] = msgspec.field(
         default_factory=list
     )
@@ -250,12 +254,14 @@ class ConfigLayer(_Strict):
     image: Annotated[str | None, msgspec.Meta(description="Container image (required).")] = None
     workdir: Annotated[
         str | None,
-        msgspec.Meta(description="Absolute path of the project inside the container (default /workspace)."),
+        msgspec.Meta(
+            description="Absolute path of the project inside the container (default /workspace)."
+        ),
     ] = None
     workdir_exclude: Annotated[
         list[str] | None,
         msgspec.Meta(
-            description="Patterns of project paths hidden from the container (e.g. \"**/.env\"). "
+            description='Patterns of project paths hidden from the container (e.g. "**/.env"). '
             "Replaces, not appends to, the value of lower layers."
         ),
     ] = None
