@@ -11,16 +11,27 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Point HOME and ALCA_HOME at fresh directories; check os.environ is left unchanged."""
+def _environ_stable() -> Iterator[None]:
+    """Fail a test that leaves os.environ changed (set up before, torn down after monkeypatch)."""
+
+    def current() -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+    before = current()
+    yield
+    assert current() == before, "a test changed os.environ"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    _environ_stable: None, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Point HOME and ALCA_HOME at fresh directories, so no test touches the real ones."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("ALCA_HOME", str(home / ".alcatraz"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("ALCA_DEBUG", raising=False)
-    before = dict(os.environ)
-    yield
-    assert dict(os.environ) == before, "a test changed os.environ"
 
 
 class FakeTTY(io.StringIO):
@@ -35,7 +46,9 @@ def tree_snapshot(root: Path) -> dict[str, bytes | None]:
     snapshot: dict[str, bytes | None] = {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
-        snapshot[rel] = None if path.is_dir() and not path.is_symlink() else (
-            path.read_bytes() if path.is_file() else os.readlink(path).encode()
+        snapshot[rel] = (
+            None
+            if path.is_dir() and not path.is_symlink()
+            else (path.read_bytes() if path.is_file() else os.readlink(path).encode())
         )
     return snapshot

@@ -29,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("ALCA_DEBUG", "") not in ("", "0")
     try:
+        if args[:1] == ["run"] and args[1:2] not in (["-h"], ["--help"]):
+            from alcatraz.cli._fast import run
+
+            return run(args[1:])
         from alcatraz.cli.parser import dispatch
 
         return dispatch(args)

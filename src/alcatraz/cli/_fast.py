@@ -1,0 +1,82 @@
+"""`alca run`, stdlib only: find the project, read the cached run-spec, exec the engine.
+
+`up` stores everything this needs (engine, container, workdir, enter command, env
+templates) in the per-user state, so no TOML, msgspec or argparse is imported here. It ends
+in `os.execvp`, so the TTY, signals and the exit status belong to the command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path, PurePosixPath
+
+from alcatraz.errors import AlcaError, NotInitializedError, RefusedError, UsageError
+from alcatraz.paths import alca_home, find_project_root
+from alcatraz.proc import exec_replace
+from alcatraz.state import project_dir, read_json, root_identity, stamps_current
+
+
+def single_quote(arg: str) -> str:
+    """POSIX single quoting, always (as upstream), so `sh -c` sees the argument verbatim."""
+    return "'" + arg.replace("'", "'\\''") + "'"
+
+
+def container_workdir(workdir: str, project_root: Path, cwd: Path) -> str:
+    """The container path matching the host subdirectory `alca run` was started from."""
+    try:
+        relative = cwd.relative_to(project_root)
+    except ValueError:
+        return workdir
+    if not relative.parts:
+        return workdir
+    return str(PurePosixPath(workdir, *relative.parts))
+
+
+def build_argv(spec: dict[str, object], args: list[str], cwd: Path, tty: bool) -> list[str]:
+    enter = str(spec.get("enter") or "")
+    if enter:
+        command = ["sh", "-c", " ".join([enter, *(single_quote(a) for a in args)])]
+    else:
+        command = list(args)
+    argv = [str(spec["executable"]), "exec", "-i"]
+    if tty:
+        argv.append("-t")
+    envs = spec.get("override_envs")
+    if not isinstance(envs, dict):
+        envs = {}
+    for name, template in envs.items():
+        value = str(template)
+        if value.startswith("${") and value.endswith("}"):
+            value = os.environ.get(value[2:-1], "")
+        if value:
+            argv += ["-e", f"{name}={value}"]
+    root = Path(str(spec["project_root"]))
+    argv += ["-w", container_workdir(str(spec["workdir"]), root, cwd), str(spec["container"])]
+    return argv + command
+
+
+def run(args: list[str]) -> int:
+    if not args:
+        raise UsageError("alca run: missing command", hint="e.g. alca run make test")
+    cwd = Path.cwd()
+    root = find_project_root(cwd)
+    if root is None:
+        raise NotInitializedError(
+            "configuration not found: run 'alca init' first",
+            hint=f"no .alca.toml in {cwd} or any parent directory",
+        )
+    data = read_json(project_dir(alca_home(), root) / "state.json") or {}
+    spec = data.get("run_spec")
+    if not isinstance(spec, dict) or not data.get("snapshot"):
+        raise AlcaError("no sandbox for this project: run 'alca up' first")
+    if data.get("root_identity") != root_identity(root):
+        raise RefusedError(
+            f"the directory {root} is not the one its sandbox was created for",
+            hint="run 'alca down', then 'alca up' to recreate the sandbox here",
+        )
+    if not stamps_current(spec.get("stamps", [])):
+        sys.stderr.write(
+            "Note: the configuration changed since the last 'alca up'; run 'alca up' to apply it.\n"
+        )
+    exec_replace(build_argv(spec, args, cwd, os.isatty(0)))
