@@ -14,16 +14,18 @@ CONFIG_NAME: Final = ".alca.toml"
 
 
 def find_project_root(start: Path) -> Path | None:
-    """Nearest directory at or above `start` holding a `.alca.toml` file (or symlink to one).
+    """Nearest directory at or above `start` holding a `.alca.toml` that is not a directory.
 
-    A directory named `.alca.toml` does not count, as upstream.
+    A directory named `.alca.toml` (or a symlink to one) does not count, as upstream. Any
+    other kind of entry does, so that a FIFO or a dangling symlink gets a precise error from
+    the loader rather than "not initialized".
     """
     current = start
     while True:
         candidate = current / CONFIG_NAME
         try:
-            if stat.S_ISREG(candidate.stat().st_mode):
-                return current
+            if not stat.S_ISDIR(candidate.lstat().st_mode) and not candidate.is_dir():
+                return current  # not a regular file? the loader will say so, clearly
         except OSError:
             pass
         if current.parent == current:

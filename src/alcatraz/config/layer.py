@@ -74,7 +74,7 @@ LINUX_CAPS: Final = frozenset(
     ]
 )
 
-_MEMORY = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s?(?P<unit>[bkmgtp])?(?:i?b)?", re.IGNORECASE)
+_MEMORY = re.compile(r"(?P<number>\d+(?:\.\d+)?) ?(?P<unit>[bkmgtp])?(?:i?b)?", re.IGNORECASE)
 _UNIT_BYTES: Final = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 MIN_MEMORY_BYTES: Final = 6 << 20  # Docker's own minimum
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*")
@@ -201,7 +201,7 @@ def parse_memory(value: str) -> int:
         raise ConfigError(
             f"invalid memory size {quote(value)}",
             key="resources.memory",
-            hint='write a number with an optional unit b, k, m, g or t, e.g. "4g" or "512m"',
+            hint='write a number with an optional unit b, k, m, g, t or p, e.g. "4g" or "512m"',
         )
     unit = (match.group("unit") or "b").lower()
     size = float(match.group("number")) * _UNIT_BYTES[unit]
@@ -464,7 +464,7 @@ def _normalise(
                 note("resources.cpus")
     if raw.envs is not None:
         for name, value in raw.envs.items():
-            key = f"envs.{name}"
+            key = f"envs.{name}" if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f"envs.{quote(name)}"
             try:
                 check_env_key(name)
                 env = (

@@ -147,16 +147,40 @@ def read_toml(path: Path, display: str) -> tuple[dict[str, Any], str]:
         )
     try:
         return tomllib.loads(text), text
+    except RecursionError:
+        raise ConfigError(
+            "values are nested too deeply",
+            file=display,
+            hint="a configuration needs a few levels of tables at most; flatten it",
+        ) from None
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         line = _line_of(text, message)
-        summary = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+        if line is None and "end of document" in message:
+            line = text.rstrip().count("\n") + 1
+        summary = _toml_summary(
+            re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+        )
         raise ConfigError(
-            f"invalid TOML: {summary[:1].lower() + summary[1:]}",
+            f"invalid TOML: {summary}",
             file=display,
             line=line,
             hint="fix the syntax" + (f" at line {line}" if line else "") + " (see https://toml.io)",
         ) from None
+
+
+def _toml_summary(message: str) -> str:
+    """tomllib's wording, made readable (no Python tuples, names what to fix)."""
+    declared = re.fullmatch(r"Cannot declare \((.*)\) twice", message)
+    if declared:
+        parts = [p.strip().strip("'\"") for p in declared.group(1).split(",") if p.strip()]
+        return f"table [{'.'.join(parts)}] is declared twice"
+    overwrite = re.fullmatch(r"Cannot overwrite a value", message)
+    if overwrite:
+        return "a key is set twice (or a key is redefined as a table)"
+    if message.startswith("Illegal character '\\n'") or message == "Unterminated string":
+        return "a string is not closed: a closing quote is missing"
+    return message[:1].lower() + message[1:]
 
 
 _TYPE_WORDS: Final = {
@@ -187,12 +211,25 @@ def _table_of(key: str) -> str:
     return re.sub(r"\[[^\]]*\]", "", key)
 
 
-def _find_line(text: str, name: str) -> int | None:
-    pattern = re.compile(
+def _find_line(text: str, name: str, table: str = "") -> int | None:
+    """Best-effort line of key `name` (preferably inside [table]) or of a [name] header."""
+    key = re.compile(
         r"(?m)(?:^[ \t]*|[{,][ \t]*)(?:[\w.\"'-]*\.)?[\"']?" + re.escape(name) + r"[\"']?[ \t]*="
     )
-    match = pattern.search(text)
-    return text[: match.start()].count("\n") + 1 if match else None
+    header = re.compile(r"(?m)^[ \t]*\[\[?[ \t]*" + re.escape(name) + r"[ \t]*\]")
+    start = 0
+    if table:
+        table_header = re.compile(
+            r"(?m)^[ \t]*\[\[?[ \t]*" + re.escape(table.split(".")[0]) + r"[ \t]*\]\]?"
+        )
+        found = table_header.search(text)
+        if found:
+            start = found.end()
+    for pattern in (key, header):
+        match = pattern.search(text, start) or pattern.search(text)
+        if match:
+            return text[: match.start()].count("\n") + 1
+    return None
 
 
 def _descriptions() -> dict[str, str]:
@@ -254,7 +291,7 @@ def _validation_error(
         import difflib
 
         name = unknown.group("name")
-        table = _table_of(key)
+        table = re.sub(r"^envs\.[^.]+$", "envs", _table_of(key))
         known = model.known_keys().get(table, ())
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         if not close:
@@ -263,7 +300,7 @@ def _validation_error(
             close = [candidate] if candidate else []
         # A key in the wrong table, e.g. lan-access at the top level.
         elsewhere = [t for t, keys in model.known_keys().items() if name in keys and t != table]
-        where = f"[{table}]" if table else "the top level"
+        where = (key if "[" in key else f"[{table}]") if table else "the top level"
         suggestion = f"; did you mean `{close[0]}`?" if close else ""
         if not close and elsewhere:
             suggestion = (
@@ -271,12 +308,13 @@ def _validation_error(
                 if elsewhere[0]
                 else "; it belongs at the top level"
             )
-        full_key = f"{key}.{name}" if key else name
+        shown = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else quote(name)
+        full_key = f"{key}.{shown}" if key else shown
         return ConfigError(
-            f"unknown key `{name}` in {where} of {display}{suggestion}",
+            f"unknown key `{shown}` in {where} of {display}{suggestion}",
             file=display,
             key=full_key,
-            line=_find_line(text, name),
+            line=_find_line(text, name, table),
             hint="alcatraz rejects unknown keys so that a typo never switches a setting off; "
             "valid keys here: " + ", ".join(known),
         )
@@ -324,8 +362,11 @@ class _Resolver:
     def display(self, path: Path) -> str:
         return display_path(path, self.cwd)
 
-    def references(self, refs: list[str], *, key: str, base_dir: Path, display: str) -> list[Path]:
-        paths: list[Path] = []
+    def references(
+        self, refs: list[str], *, key: str, base_dir: Path, display: str
+    ) -> list[tuple[Path, str]]:
+        """Paths named by `extends`/`includes`, each with the key that named it."""
+        paths: list[tuple[Path, str]] = []
         for i, ref in enumerate(refs):
             where = f"{key}[{i}]"
             try:
@@ -336,35 +377,62 @@ class _Resolver:
                 raise ConfigError(
                     "path must not be empty", file=display, key=where, hint="remove the entry"
                 )
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in expanded):
+                raise ConfigError(
+                    f"path {quote(expanded)} contains a control character",
+                    file=display,
+                    key=where,
+                    hint="remove it from the path",
+                )
             if expanded.startswith("~/"):
                 expanded = self.environ.get("HOME", "~") + expanded[1:]
-            pattern = expanded if os.path.isabs(expanded) else str(base_dir / expanded)
+            literal_path = expanded if os.path.isabs(expanded) else str(base_dir / expanded)
+            # Only the entry itself is a pattern: the directory it is relative to may contain
+            # glob characters of its own (a project in "proj[1]").
+            pattern = (
+                expanded
+                if os.path.isabs(expanded)
+                else os.path.join(glob.escape(str(base_dir)), expanded)
+            )
             if _GLOB_CHARS & set(expanded):
                 matches = sorted(glob.glob(pattern, include_hidden=True))
-                paths.extend(Path(os.path.normpath(m)) for m in matches)
+                if len(matches) > MAX_FILES:
+                    raise ConfigError(
+                        f"{quote(ref)} matches {len(matches)} files; at most {MAX_FILES} may "
+                        "take part",
+                        file=display,
+                        key=where,
+                        hint="narrow the glob pattern",
+                    )
+                paths.extend((Path(os.path.normpath(m)), where) for m in matches)
             else:
-                literal = Path(os.path.normpath(pattern))
+                literal = Path(os.path.normpath(literal_path))
                 if not literal.exists():
                     raise ConfigError(
-                        f"{quote(ref)} does not exist ({literal})",
+                        f"{quote(ref)} does not exist ({quote(str(literal))})",
                         file=display,
                         key=where,
                         hint="create the file, fix the path (relative to this file's directory), "
                         "or use a glob pattern, which may match nothing",
                     )
-                paths.append(literal)
+                paths.append((literal, where))
         return paths
 
-    def resolve(self, path: Path) -> Layer:
-        display = self.display(path)
-        real = path.resolve()
+    def _enter(self, ref: Path, key: str, display: str) -> Layer:
+        real = Path(os.path.realpath(ref))
         if real in self.stack:
             chain = " -> ".join(self.display(p) for p in [*self.stack, real])
             raise ConfigError(
                 f"circular reference detected: {chain}",
-                file=self.display(self.stack[-1]),
-                hint="remove one of the extends/includes entries that form the loop",
+                file=display,
+                key=key,
+                hint="remove this entry or another one of the loop",
             )
+        return self.resolve(ref)
+
+    def resolve(self, path: Path) -> Layer:
+        display = self.display(path)
+        real = Path(os.path.realpath(path))
         if len(self.stack) >= MAX_DEPTH:
             raise ConfigError(
                 f"extends/includes nested more than {MAX_DEPTH} levels deep",
@@ -383,7 +451,14 @@ class _Resolver:
         except msgspec.ValidationError as error:
             raise _validation_error(error, data, text, display) from None
         base_dir = path.parent
-        own = normalise(raw, file=display, base_dir=base_dir, environ=self.environ)
+        try:
+            own = normalise(raw, file=display, base_dir=base_dir, environ=self.environ)
+        except ConfigError as error:
+            if error.line is None and error.key:
+                last = re.split(r"[.\[]", error.key)
+                name = next((p for p in reversed(last) if p and not p.rstrip("]").isdigit()), "")
+                error.line = _find_line(text, name.strip('"'), error.key.split(".")[0])
+            raise
         self.files.append(real)
         self.stack.append(real)
         try:
@@ -394,11 +469,11 @@ class _Resolver:
             includes = self.references(
                 raw.includes or [], key="includes", base_dir=base_dir, display=display
             )
-            for ref in reversed(extends):
-                acc = merge(acc, self.resolve(ref))
+            for ref, key in reversed(extends):
+                acc = merge(acc, self._enter(ref, key, display))
             acc = merge(acc, own)
-            for ref in includes:
-                acc = merge(acc, self.resolve(ref))
+            for ref, key in includes:
+                acc = merge(acc, self._enter(ref, key, display))
         finally:
             self.stack.pop()
         return acc
@@ -420,25 +495,30 @@ def _finalise(
             hint='add a line such as image = "alpine:3.21" (or run `alca init`)',
         )
     workdir = layer.workdir or model.DEFAULT_WORKDIR
-    targets: dict[str, int] = {}
+    targets: dict[str, str] = {}
+    seen_per_file: dict[str, int] = {}
     for i, mount in enumerate(layer.mounts):
+        file = file_of(f"mounts[{i}]")
+        local = seen_per_file.get(file, 0)  # a file's mounts are appended contiguously
+        seen_per_file[file] = local + 1
+        here = f"mounts[{local}] of {file}"
         if mount.target == workdir:
             raise ConfigError(
                 f"mount target {quote(mount.target)} conflicts with workdir",
-                file=file_of(f"mounts[{i}]"),
-                key=f"mounts[{i}]",
+                file=file,
+                key=f"mounts[{local}]",
                 hint="the project is already mounted at workdir; use workdir_exclude to hide "
                 "files instead of a separate mount",
             )
         if mount.target in targets:
             raise ConfigError(
-                f"mount target {quote(mount.target)} is used twice "
-                f"(mounts[{targets[mount.target]}] and mounts[{i}])",
-                file=file_of(f"mounts[{i}]"),
-                key=f"mounts[{i}]",
+                f"mount target {quote(mount.target)} is used twice ({targets[mount.target]} "
+                f"and {here})",
+                file=file,
+                key=f"mounts[{local}]",
                 hint="give each mount its own target",
             )
-        targets[mount.target] = i
+        targets[mount.target] = here
     envs = {name: EnvVar(f"${{{name}}}", True) for name in model.DEFAULT_ENV_NAMES}
     envs.update(layer.envs)
     allow_all, rules = parse_lan_access(layer.lan_access)

@@ -62,7 +62,12 @@ def document(config: Config) -> dict[str, Any]:
 
 def origins(config: Config) -> dict[str, str]:
     """Key path -> where its value came from ("default" when no file set it)."""
-    return {key: ", ".join(files) for key, files in config.origin.items()}
+    result = dict.fromkeys(
+        ("image", "workdir", "workdir_exclude", "runtime", "caps", "network.ports"), DEFAULT
+    )
+    result.update({f"envs.{name}": DEFAULT for name in config.envs})
+    result.update({key: ", ".join(files) for key, files in config.origin.items()})
+    return result
 
 
 def _toml_value(value: Any) -> str:
