@@ -48,6 +48,7 @@ readonly IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 readonly APT_PACKAGES=(
   docker.io podman runc nftables iproute2 busybox-static
   netavark aardvark-dns   # Podman's network stack (else apt may pick CNI plugins)
+  catatonit               # Podman's --init (a Recommends, skipped without recommends)
   iptables kmod ca-certificates git procps util-linux tar gzip
 )
 

@@ -17,6 +17,13 @@ from alcatraz.errors import UsageError
 #: name -> (module, one-line summary). Order is the order of `alca --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("alcatraz.commands.init", "Initialize .alca.toml configuration"),
+    "up": ("alcatraz.commands.up", "Start the sandbox (use -f to rebuild on drift)"),
+    "down": ("alcatraz.commands.down", "Stop and remove the sandbox container"),
+    "run": ("alcatraz.commands.run", "Execute a command in the sandbox"),
+    "status": ("alcatraz.commands.status", "Show sandbox status and config drift"),
+    "list": ("alcatraz.commands.list_", "List all alcatraz containers"),
+    "cleanup": ("alcatraz.commands.cleanup", "Remove orphaned containers"),
+    "trust": ("alcatraz.commands.trust", "Review and approve the project configuration"),
     "config": ("alcatraz.commands.config", "Show the effective configuration or its schema"),
 }
 

@@ -1,0 +1,70 @@
+"""`alca list`: every alcatraz container of the selected engine, across projects."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from alcatraz.app import App
+from alcatraz.runtime.base import LABEL_PROJECT_ID, LABEL_PROJECT_PATH, ContainerState
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _status_word(state: ContainerState) -> str:
+    if state is ContainerState.RUNNING:
+        return "running"
+    if state is ContainerState.STOPPED:
+        return "stopped"
+    return "unknown"
+
+
+def main(args: argparse.Namespace, app: App) -> int:
+    from alcatraz.config.load import load_config
+    from alcatraz.errors import AlcaError
+    from alcatraz.paths import find_project_root
+    from alcatraz.runtime.detect import resolve_runtime
+
+    configured = "auto"
+    root = find_project_root(app.cwd)
+    if root is not None:
+        try:
+            configured = load_config(root, environ=app.environ, cwd=app.cwd).runtime
+        except AlcaError:
+            configured = "auto"  # listing must not depend on this project's config
+    runtime, _ = resolve_runtime(configured, runner=app.runner, environ=app.environ)
+    containers = runtime.list_by_label(LABEL_PROJECT_ID)
+    rows = [
+        {
+            "name": info.name,
+            "status": _status_word(info.state),
+            "project_id": info.labels.get(LABEL_PROJECT_ID, ""),
+            "project_path": info.labels.get(LABEL_PROJECT_PATH, ""),
+            "created": info.created_at,
+            "runtime": runtime.name,
+        }
+        for info in containers
+    ]
+    if args.json:
+        app.out(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        app.out("No Alcatraz containers found.")
+        return 0
+    table = [("NAME", "STATUS", "PROJECT ID", "PROJECT PATH", "CREATED")]
+    table += [
+        (
+            r["name"],
+            r["status"],
+            r["project_id"][:12],
+            r["project_path"] or "(unknown)",
+            r["created"][:19],
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        app.out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return 0

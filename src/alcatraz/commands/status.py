@@ -1,0 +1,123 @@
+"""`alca status`: configuration, runtime, container and drift (reference §1.6), or `--json`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from alcatraz.app import App
+from alcatraz.paths import CONFIG_NAME, find_project_root
+from alcatraz.runtime.base import ContainerState
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _collect(app: App) -> dict[str, Any]:
+    from alcatraz import drift, sandbox
+    from alcatraz.config.load import load_config
+    from alcatraz.errors import AlcaError
+    from alcatraz.runtime.detect import resolve_runtime
+
+    root = find_project_root(app.cwd)
+    if root is None:
+        return {"initialized": False}
+    report: dict[str, Any] = {"initialized": True, "config": str(root / CONFIG_NAME)}
+    config = load_config(root, environ=app.environ, cwd=app.cwd)
+    project = sandbox.open_project(app, root)
+    report["approved"] = sandbox.is_approved(config, project)
+    report["network_isolation"] = "off" if config.allow_all_lan else "requested"
+    try:
+        runtime, reason = resolve_runtime(config.runtime, runner=app.runner, environ=app.environ)
+    except AlcaError as error:
+        report["runtime"] = None
+        report["runtime_error"] = error.message
+        return report
+    report["runtime"] = runtime.name
+    report["runtime_reason"] = reason
+    report["project_id"] = project.project_id
+    if project.project_id is None:
+        report["container"] = None
+        return report
+    info = sandbox.find_container(runtime, project)
+    if info is None:
+        report["container"] = {"state": ContainerState.NOT_FOUND.value}
+        return report
+    report["container"] = {
+        "state": info.state.value,
+        "id": info.id,
+        "name": info.name,
+        "image": info.image,
+        "started_at": info.started_at,
+    }
+    report["drift"] = drift.compare(
+        project.state.get("snapshot") or {},
+        drift.snapshot(config),
+        old_engine=str(project.state.get("runtime", "")),
+        new_engine=runtime.name,
+    )
+    return report
+
+
+def main(args: argparse.Namespace, app: App) -> int:
+    report = _collect(app)
+    if args.json:
+        app.out(json.dumps(report, indent=2))
+        return 0
+    if not report["initialized"]:
+        app.out("Status: Not initialized")
+        app.out()
+        app.out("Run 'alca init' to create a configuration file.")
+        return 0
+    app.out("Status: Initialized")
+    app.out(f"Config: {report['config']}")
+    app.out(f"Approved: {'Yes' if report['approved'] else 'No (run alca trust)'}")
+    isolation = report["network_isolation"]
+    app.out(
+        "Network isolation: " + ('Off (lan-access = ["*"])' if isolation == "off" else "Requested")
+    )
+    app.out()
+    if report["runtime"] is None:
+        app.out("Runtime: None available")
+        app.out()
+        app.out(f"Error: {report['runtime_error']}")
+        return 0
+    app.out(f"Runtime: {report['runtime']}")
+    app.out()
+    if report["project_id"] is None:
+        app.out("State: Not created")
+        app.out()
+        app.out("Run 'alca up' to create the container.")
+        return 0
+    app.out(f"Project ID: {report['project_id']}")
+    app.out()
+    container = report["container"] or {}
+    state = container.get("state")
+    if state == ContainerState.RUNNING.value:
+        app.out("Container: Running")
+        app.out(f"  ID:    {container['id']}")
+        app.out(f"  Name:  {container['name']}")
+        app.out(f"  Image: {container['image']}")
+        app.out(f"  Started: {container['started_at']}")
+        app.out()
+        if report.get("drift"):
+            app.out("Configuration has changed since last container creation:")
+            for line in report["drift"]:
+                app.out(f"  {line}")
+            app.out()
+            app.out("Run 'alca up -f' to rebuild with new configuration.")
+            app.out()
+        app.out("Run 'alca run <command>' to execute commands.")
+    elif state == ContainerState.STOPPED.value:
+        app.out("Container: Stopped")
+        app.out()
+        app.out("Run 'alca up' to start the container.")
+    elif state == ContainerState.NOT_FOUND.value:
+        app.out("Container: Not created")
+        app.out()
+        app.out("Run 'alca up' to create and start the container.")
+    else:
+        app.out("Container: Unknown state")
+    return 0

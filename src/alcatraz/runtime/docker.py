@@ -1,0 +1,61 @@
+"""Docker (and Docker-compatible desktops such as OrbStack): what differs from Podman.
+
+Docker needs its daemon, so the availability probe asks for the *server* version: a
+`docker` client without a reachable daemon is not a usable engine.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, ClassVar
+
+from alcatraz.errors import AlcaError
+from alcatraz.runtime.cli_compat import PROBE_TIMEOUT, CliRuntime
+
+if TYPE_CHECKING:
+    from alcatraz.proc import Runner
+
+__all__ = ["DockerRuntime", "is_orbstack", "rootless_from_security_options"]
+
+
+def rootless_from_security_options(text: str) -> bool:
+    """Read `docker info --format '{{json .SecurityOptions}}'` (e.g. `["name=rootless"]`).
+
+    Each entry is a comma-separated list of `key=value`; rootless mode shows as `name=rootless`.
+    Anything that is not a JSON list of strings is an error: callers must not guess.
+    """
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError:
+        options = None
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise AlcaError(
+            f"could not read Docker's security options from {text.strip()[:200]!r}",
+            hint="check that `docker info` works",
+        )
+    return any("name=rootless" in option.split(",") for option in options)
+
+
+def is_orbstack(operating_system: str) -> bool:
+    """Whether `docker info --format {{.OperatingSystem}}` names an OrbStack engine."""
+    return "orbstack" in operating_system.lower()
+
+
+class DockerRuntime(CliRuntime):
+    """Docker Engine, Docker Desktop or OrbStack, through the `docker` CLI."""
+
+    VERSION_FORMAT: ClassVar[str] = "{{.Server.Version}}"
+
+    def __init__(self, runner: Runner, *, executable: str = "docker", name: str = "Docker") -> None:
+        super().__init__(executable, name, runner)
+
+    def is_rootless(self) -> bool:
+        result = self._checked(
+            ["info", "--format", "{{json .SecurityOptions}}"], timeout=PROBE_TIMEOUT
+        )
+        return rootless_from_security_options(result.stdout)
+
+    def operating_system(self) -> str:
+        """The engine's OS as Docker reports it ("OrbStack", "Docker Desktop", a distro)."""
+        result = self._checked(["info", "--format", "{{.OperatingSystem}}"], timeout=PROBE_TIMEOUT)
+        return result.stdout.strip()

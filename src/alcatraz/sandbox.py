@@ -1,0 +1,269 @@
+"""Sandbox lifecycle: the orchestration behind `up`, `down`, `status`, `list`, `cleanup`.
+
+Talks to the engine only through `alcatraz.runtime`, to the user only through `App`.
+Ordering rules that matter for safety:
+
+- configuration is loaded, validated and approved before anything changes;
+- a sandbox is only created when every promise can be kept (excluded files, network
+  isolation); otherwise `up` refuses and says why (fail closed);
+- `commands.up` is recorded as done only after it succeeds, so a failure is retried.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alcatraz import state, trust
+from alcatraz.app import App
+from alcatraz.config.expand import expand_env_value
+from alcatraz.config.load import Config, load_config
+from alcatraz.errors import AlcaError, NotInitializedError, RefusedError
+from alcatraz.paths import CONFIG_NAME, display_path, find_project_root
+from alcatraz.runtime.base import (
+    LABEL_PROJECT_ID,
+    LABEL_PROJECT_PATH,
+    LABEL_VERSION,
+    LABEL_VERSION_VALUE,
+    BindMount,
+    ContainerInfo,
+    ContainerSpec,
+    Runtime,
+)
+
+
+@dataclass
+class Project:
+    """A project directory with its configuration and per-user state."""
+
+    root: Path
+    state_dir: Path
+    state: dict[str, Any]
+
+    @property
+    def project_id(self) -> str | None:
+        value = self.state.get("project_id")
+        return value if isinstance(value, str) else None
+
+
+def locate(app: App) -> Path:
+    root = find_project_root(app.cwd)
+    if root is None:
+        raise NotInitializedError(
+            "configuration not found: run 'alca init' first",
+            hint=f"no {CONFIG_NAME} in {app.cwd} or any parent directory",
+        )
+    return root
+
+
+def open_project(app: App, root: Path) -> Project:
+    """Load the per-user state of `root`, noticing a directory that is not the original."""
+    directory = state.project_dir(app.home, root)
+    data = state.read_json(directory / "state.json") or {}
+    identity = data.get("root_identity")
+    if identity and identity != state.root_identity(root):
+        raise RefusedError(
+            f"the directory {root} is not the one its sandbox was created for "
+            "(it was replaced, moved here, or copied over)",
+            hint="remove the old sandbox with 'alca down', then run 'alca up' to start afresh",
+        )
+    return Project(root=root, state_dir=directory, state=data)
+
+
+def load(app: App, root: Path) -> Config:
+    app.step(f"Loading config from {display_path(root / CONFIG_NAME, app.cwd)}")
+    return load_config(root, environ=app.environ, cwd=app.cwd)
+
+
+def require_approval(app: App, config: Config, project: Project, *, assume_yes: bool) -> None:
+    """Refuse configuration the user has not approved (the agent may have written it)."""
+    result = trust.check(config, project.state_dir)
+    if result.approved:
+        return
+    if result.first_time:
+        header = "This project's configuration has not been approved on this machine yet:"
+    else:
+        header = "The configuration changed since you last approved it:"
+    app.stderr.write(header + "\n\n" + result.diff.rstrip() + "\n\n")
+    if assume_yes or app.confirm("Approve this configuration?"):
+        trust.approve(config, project.state_dir)
+        app.step("Configuration approved")
+        return
+    raise RefusedError(
+        "configuration not approved: nothing was started",
+        hint="review the change above; approve it with 'alca trust' (or 'alca up' on a "
+        "terminal); scripts can use 'alca trust --yes'",
+    )
+
+
+def previous_runtime(app: App, project: Project, current: Runtime) -> Runtime | None:
+    """The engine the project's container was created with, when it is not `current`."""
+    from alcatraz.errors import UnavailableError
+    from alcatraz.runtime.detect import resolve_runtime
+
+    recorded = str(project.state.get("runtime", ""))
+    if not recorded or recorded == current.name or recorded.lower() not in ("docker", "podman"):
+        return None
+    try:
+        runtime, _ = resolve_runtime(recorded.lower(), runner=app.runner, environ=app.environ)
+    except UnavailableError:
+        return None
+    return runtime
+
+
+def find_container(runtime: Runtime, project: Project) -> ContainerInfo | None:
+    """The project's container, refusing one that belongs to another directory."""
+    name = project.state.get("container_name")
+    if not isinstance(name, str):
+        return None
+    info = runtime.inspect(name)
+    if info is None:
+        return None
+    owner = info.labels.get(LABEL_PROJECT_PATH)
+    if info.labels.get(LABEL_PROJECT_ID) != project.project_id or owner != str(project.root):
+        raise RefusedError(
+            f"container {name} belongs to {owner or 'another project'}, not {project.root}",
+            hint="this project was moved or copied; run 'alca cleanup' to remove orphans, "
+            "then 'alca up' here",
+        )
+    return info
+
+
+def _host_env(config: Config, app: App) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, var in config.envs.items():
+        value = expand_env_value(var.value, app.environ)
+        if value is not None:
+            env[name] = value
+    return env
+
+
+def ensure_sources(config: Config) -> None:
+    """Create missing mount sources inside the project (as engines did upstream); refuse others."""
+    for i, mount in enumerate(config.mounts):
+        source = Path(mount.source)
+        if source.exists():
+            continue
+        try:
+            source.relative_to(config.project_root)
+        except ValueError:
+            raise AlcaError(
+                f"mount source {source} does not exist",
+                hint=f"create it, or remove mounts[{i}] from the configuration",
+            ) from None
+        source.mkdir(parents=True, exist_ok=True)
+
+
+def _protected_config_mounts(config: Config) -> list[BindMount]:
+    """Bind the project's config files read-only over themselves inside the container."""
+    mounts: list[BindMount] = []
+    for path in config.files:
+        try:
+            relative = path.relative_to(config.project_root.resolve())
+        except ValueError:
+            continue
+        mounts.append(BindMount(str(path), str(Path(config.workdir) / relative), readonly=True))
+    return mounts
+
+
+def check_promises(config: Config) -> None:
+    """Refuse what this version cannot enforce, instead of running unprotected."""
+    synced = [m for m in config.all_mounts if m.exclude]
+    if synced:
+        raise RefusedError(
+            "hiding files from the sandbox (workdir_exclude / mount exclude) needs file sync, "
+            "which this version of alca does not provide yet; the files would be visible",
+            hint="remove workdir_exclude and the mounts' exclude lists, or move secrets out of "
+            "the project directory",
+        )
+    if not config.allow_all_lan or config.proxy is not None:
+        raise RefusedError(
+            "network isolation (lan-access rules, proxy) is not available in this version of "
+            "alca; the sandbox would reach your LAN and host services",
+            hint='set lan-access = ["*"] under [network] to run without LAN isolation, knowingly',
+        )
+
+
+def container_spec(config: Config, app: App, project_id: str, name: str) -> ContainerSpec:
+    mounts = [BindMount(str(config.project_root), config.workdir)]
+    mounts += [BindMount(m.source, m.target, m.readonly) for m in config.mounts]
+    mounts += _protected_config_mounts(config)
+    return ContainerSpec(
+        name=name,
+        image=config.image,
+        workdir=config.workdir,
+        labels={
+            LABEL_PROJECT_ID: project_id,
+            LABEL_PROJECT_PATH: str(config.project_root),
+            LABEL_VERSION: LABEL_VERSION_VALUE,
+        },
+        mounts=mounts,
+        env=_host_env(config, app),
+        ports=config.ports,
+        cap_drop=config.caps.drop,
+        cap_add=config.caps.add,
+        memory=config.memory,
+        cpus=config.cpus,
+        extra_args=tuple(shlex.split(app.environ.get("ALCA_TEST_ENGINE_ARGS", ""))),
+    )
+
+
+def run_spec(config: Config, runtime: Runtime, name: str) -> dict[str, Any]:
+    """What `alca run` needs, so its hot path never parses TOML."""
+    return {
+        "executable": runtime.executable,
+        "container": name,
+        "workdir": config.workdir,
+        "project_root": str(config.project_root),
+        "enter": config.enter.command if config.enter else "",
+        "override_envs": {
+            name: var.value for name, var in config.envs.items() if var.override_on_enter
+        },
+        "stamps": state.file_stamps(config.files),
+    }
+
+
+def save_state(project: Project, **fields: Any) -> None:
+    project.state.update(fields)
+    project.state["version"] = state.STATE_VERSION
+    state.write_json(project.state_dir / "state.json", project.state)
+
+
+def run_setup(app: App, runtime: Runtime, config: Config, project: Project, name: str) -> None:
+    """`commands.up`, once per container; recorded only when it succeeds."""
+    if config.up is None or project.state.get("setup_done"):
+        return
+    app.step("Running setup command...")
+    code = runtime.exec(name, ["sh", "-c", config.up.command], workdir=config.workdir)
+    if code != 0:
+        raise AlcaError(
+            f"up command failed with exit code {code}; the container is left running",
+            hint="fix commands.up (its output is above) and run 'alca up' again: it will retry",
+        )
+    save_state(project, setup_done=True)
+
+
+def run_hook(app: App, config: Config, name: str, command: str) -> int:
+    app.step(f"Running {name} hook...")
+    return app.runner.stream(["sh", "-c", command], cwd=str(config.project_root))
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def new_project_id() -> str:
+    return str(uuid.uuid4())
+
+
+def same_owner(path: Path) -> bool:
+    return path.stat().st_uid == os.getuid()
+
+
+def is_approved(config: Config, project: Project) -> bool:
+    return trust.check(config, project.state_dir).approved
