@@ -181,15 +181,11 @@ def check_promises(config: Config) -> None:
             hint="remove workdir_exclude and the mounts' exclude lists, or move secrets out of "
             "the project directory",
         )
-    if not config.allow_all_lan or config.proxy is not None:
-        raise RefusedError(
-            "network isolation (lan-access rules, proxy) is not available in this version of "
-            "alca; the sandbox would reach your LAN and host services",
-            hint='set lan-access = ["*"] under [network] to run without LAN isolation, knowingly',
-        )
 
 
-def container_spec(config: Config, app: App, project_id: str, name: str) -> ContainerSpec:
+def container_spec(
+    config: Config, app: App, project_id: str, name: str, network: str | None = None
+) -> ContainerSpec:
     mounts = [BindMount(str(config.project_root), config.workdir)]
     mounts += [BindMount(m.source, m.target, m.readonly) for m in config.mounts]
     mounts += _protected_config_mounts(config)
@@ -209,13 +205,17 @@ def container_spec(config: Config, app: App, project_id: str, name: str) -> Cont
         cap_add=config.caps.add,
         memory=config.memory,
         cpus=config.cpus,
+        network=network,
         extra_args=tuple(shlex.split(app.environ.get("ALCA_TEST_ENGINE_ARGS", ""))),
     )
 
 
-def run_spec(config: Config, runtime: Runtime, name: str) -> dict[str, Any]:
+def run_spec(
+    config: Config, runtime: Runtime, name: str, isolation: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What `alca run` needs, so its hot path never parses TOML."""
     return {
+        "isolation": isolation,
         "executable": runtime.executable,
         "container": name,
         "workdir": config.workdir,

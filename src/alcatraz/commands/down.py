@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import sandbox
+    from alcatraz import isolation, sandbox
     from alcatraz.runtime.detect import resolve_runtime
 
     root = sandbox.locate(app)
@@ -49,6 +49,8 @@ def main(args: argparse.Namespace, app: App) -> int:
         app.step("Stopping container...")
         if info is not None:
             runtime.remove(info.name)
-        sandbox.save_state(project, setup_done=False, snapshot=None)
+        # Only now that the container is gone: its rules, then its network.
+        isolation.teardown(app, runtime, project.state.get("isolation"))
+        sandbox.save_state(project, setup_done=False, snapshot=None, isolation=None)
     app.done("Container stopped")
     return 0

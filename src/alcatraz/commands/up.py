@@ -6,7 +6,7 @@ import argparse
 
 from alcatraz import drift, state
 from alcatraz.app import App
-from alcatraz.errors import AlcaError
+from alcatraz.errors import AlcaError, RefusedError
 from alcatraz.runtime.base import ContainerState
 
 
@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import sandbox
+    from alcatraz import isolation, sandbox
+    from alcatraz.network.plan import network_name
     from alcatraz.runtime.detect import resolve_runtime
 
     root = sandbox.locate(app)
@@ -57,6 +58,7 @@ def main(args: argparse.Namespace, app: App) -> int:
             # The engine changed (upstream B2): the old container is drift, not an orphan.
             runtime, info = previous, old_info
         snapshot = drift.snapshot(config)
+        detached = False
         if info is not None:
             changes = drift.compare(
                 project.state.get("snapshot", {}),
@@ -64,6 +66,9 @@ def main(args: argparse.Namespace, app: App) -> int:
                 old_engine=str(project.state.get("runtime", "")),
                 new_engine=chosen.name,
             )
+            detached = network_name(project_id) not in info.networks
+            if detached:
+                changes.append("Network: the container is not on its isolated project network")
             if changes:
                 rebuild = args.force
                 if rebuild:
@@ -81,10 +86,20 @@ def main(args: argparse.Namespace, app: App) -> int:
                     sandbox.save_state(project, setup_done=False, snapshot=None)
                     runtime, info = chosen, None
                 else:
+                    if detached and isolation.needs_firewall(config):
+                        raise RefusedError(
+                            "the existing container is outside its isolated network, so its "
+                            "traffic cannot be filtered; it was left as it is",
+                            hint="run 'alca up -f' to rebuild it on the isolated network, or "
+                            "'alca down' to remove it",
+                        )
                     app.info("Keeping existing container.")
+        # Rules are loaded and verified before any container of this project runs.
+        guard = isolation.prepare(app, config, runtime, project_id)
+        sandbox.save_state(project, isolation=guard.record())
         if info is None:
             sandbox.ensure_sources(config)
-            spec = sandbox.container_spec(config, app, project_id, name)
+            spec = sandbox.container_spec(config, app, project_id, name, guard.network.name)
             app.step(f"Creating container: {name}")
             runtime.create(spec)
             sandbox.save_state(
@@ -103,7 +118,9 @@ def main(args: argparse.Namespace, app: App) -> int:
             runtime.start(name)
             app.step("Container started")
         sandbox.run_setup(app, runtime, config, project, name)
-        sandbox.save_state(project, run_spec=sandbox.run_spec(config, runtime, name))
+        sandbox.save_state(
+            project, run_spec=sandbox.run_spec(config, runtime, name, guard.record())
+        )
     if config.post_up:
         code = sandbox.run_hook(app, config, "post_up", config.post_up)
         if code != 0:

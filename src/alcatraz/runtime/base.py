@@ -89,6 +89,17 @@ class ContainerInfo:
     ports: tuple[PortMapping, ...] = ()  # published ports with a fixed host port
 
 
+@dataclass(frozen=True)
+class NetworkInfo:
+    """An engine network as alcatraz needs it: where its bridge is and what it routes."""
+
+    name: str
+    interface: str  # the bridge device on the engine host ("" if not known yet)
+    subnets: tuple[str, ...]  # CIDRs
+    gateways: tuple[str, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
 class Runtime(Protocol):
     """A container engine driven through its CLI."""
 
@@ -134,3 +145,9 @@ class Runtime(Protocol):
         timeout: float | None = None,
     ) -> Result: ...
     def image_exists(self, image: str) -> bool: ...
+    def network_create(
+        self, name: str, *, subnet: str, gateway: str, interface: str, labels: Mapping[str, str]
+    ) -> NetworkInfo: ...
+    def network_inspect(self, name: str) -> NetworkInfo | None: ...
+    def network_remove(self, name: str) -> None: ...
+    def networks(self) -> list[NetworkInfo]: ...

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from alcatraz.config.netgrammar import PortMapping
 from alcatraz.errors import AlcaError
 from alcatraz.proc import CommandFailed, Result
-from alcatraz.runtime.base import BindMount, ContainerInfo, ContainerSpec, ContainerState
+from alcatraz.runtime.base import (
+    BindMount,
+    ContainerInfo,
+    ContainerSpec,
+    ContainerState,
+    NetworkInfo,
+)
 
 if TYPE_CHECKING:
     from alcatraz.proc import Runner
@@ -409,3 +415,100 @@ class CliRuntime:
         """Run in the container and capture its output; the exit code is in the result."""
         argv = self.exec_argv(name, command, workdir=workdir, env=env, interactive=False)
         return self._run(argv, timeout=timeout)
+
+    # -- networks ---------------------------------------------------------------------------
+
+    def network_create_args(
+        self,
+        name: str,
+        *,
+        subnet: str,
+        gateway: str,
+        interface: str,
+        labels: Mapping[str, str],
+    ) -> list[str]:
+        args = ["network", "create", "--driver", "bridge", "--subnet", subnet]
+        args += ["--gateway", gateway]
+        for key, value in labels.items():
+            args += ["--label", f"{key}={value}"]
+        args += self.network_interface_args(interface)
+        return [*args, "--", check_name(name)]
+
+    def network_interface_args(self, interface: str) -> list[str]:
+        return ["-o", f"com.docker.network.bridge.name={interface}"]
+
+    def network_create(
+        self,
+        name: str,
+        *,
+        subnet: str,
+        gateway: str,
+        interface: str,
+        labels: Mapping[str, str],
+    ) -> NetworkInfo:
+        self._checked(
+            self.network_create_args(
+                name, subnet=subnet, gateway=gateway, interface=interface, labels=labels
+            )
+        )
+        info = self.network_inspect(name)
+        if info is None:
+            raise AlcaError(f"{self.name}: network {name} vanished right after creation")
+        return info
+
+    def network_inspect(self, name: str) -> NetworkInfo | None:
+        result = self._run(["network", "inspect", "--", check_name(name)])
+        if not result.ok:
+            if _NO_SUCH_NETWORK.search(result.stderr):
+                return None
+            raise CommandFailed(result, f"{self.name}: network inspect failed")
+        found = _network_list(result.stdout)
+        return found[0] if found else None
+
+    def network_remove(self, name: str) -> None:
+        result = self._run(["network", "rm", "--", check_name(name)])
+        if not result.ok and not _NO_SUCH_NETWORK.search(result.stderr):
+            raise CommandFailed(result, f"{self.name}: network rm failed")
+
+    def networks(self) -> list[NetworkInfo]:
+        names = self._checked(["network", "ls", "--format", "{{.Name}}"]).stdout.split()
+        if not names:
+            return []
+        result = self._checked(["network", "inspect", "--", *names])
+        return _network_list(result.stdout)
+
+
+_NO_SUCH_NETWORK = re.compile(r"no such network|network .* not found|unable to find network", re.I)
+
+
+def parse_network(raw: Mapping[str, Any]) -> NetworkInfo:
+    """One network from `docker network inspect` or `podman network inspect` JSON."""
+    labels = raw.get("Labels") or raw.get("labels") or {}
+    if "IPAM" in raw:  # Docker
+        configs = (raw.get("IPAM") or {}).get("Config") or []
+        options = raw.get("Options") or {}
+        return NetworkInfo(
+            name=str(raw.get("Name", "")),
+            interface=str(options.get("com.docker.network.bridge.name", "")),
+            subnets=tuple(str(c["Subnet"]) for c in configs if c.get("Subnet")),
+            gateways=tuple(str(c["Gateway"]) for c in configs if c.get("Gateway")),
+            labels={str(k): str(v) for k, v in labels.items()},
+        )
+    subnets = raw.get("subnets") or []  # Podman (netavark)
+    return NetworkInfo(
+        name=str(raw.get("name", "")),
+        interface=str(raw.get("network_interface", "")),
+        subnets=tuple(str(s["subnet"]) for s in subnets if s.get("subnet")),
+        gateways=tuple(str(s["gateway"]) for s in subnets if s.get("gateway")),
+        labels={str(k): str(v) for k, v in labels.items()},
+    )
+
+
+def _network_list(text: str) -> list[NetworkInfo]:
+    try:
+        data = json.loads(text or "[]")
+    except json.JSONDecodeError as exc:
+        raise AlcaError(f"could not parse the engine's network output: {exc}") from None
+    if not isinstance(data, list):
+        raise AlcaError("unexpected network inspect output: expected a JSON list")
+    return [parse_network(item) for item in data if isinstance(item, dict)]

@@ -51,6 +51,10 @@ class PodmanRuntime(CliRuntime):
             return ["--init", "--init-path", self.init_path]
         return ["--init"]
 
+    def network_interface_args(self, interface: str) -> list[str]:
+        """Podman 4.3 names bridges itself (podmanN); alcatraz reads the name back."""
+        return []
+
     def remove_args(self, name: str) -> list[str]:
         return ["rm", "-f", "-t", "0", check_name(name)]
 

@@ -1,0 +1,234 @@
+"""The firewall effect layer: load, verify and remove alcatraz's nftables rules.
+
+One implementation, driving the `nft` CLI with text in and JSON out. How `nft` is reached
+is a prefix of argv, chosen once:
+
+- `native`: `nft` on this host, as root, or through `sudo -n` (never a password prompt);
+- `helper`: inside a privileged helper container with the host's PID namespace, through
+  `nsenter` into the engine host's namespaces (how Docker Desktop/OrbStack VMs are reached;
+  it works against a Linux host too).
+
+Every change is one `nft -f -` transaction, checked first with `nft -c`, and verified after
+by reading the table back: an error never leaves a half-applied policy, and `up` refuses
+rather than starting an unprotected container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alcatraz.errors import AlcaError, RefusedError, UnavailableError
+from alcatraz.network import nft
+from alcatraz.network.plan import Policy
+from alcatraz.proc import Runner
+
+NFT_TIMEOUT = 30.0
+
+
+@dataclass
+class TableState:
+    """What the kernel holds in `inet alcatraz` right now."""
+
+    exists: bool = False
+    chains: set[str] = field(default_factory=set)  # chains and sets, by name
+    dispatch: dict[str, dict[str, str]] = field(default_factory=dict)  # map -> ifname -> chain
+    tags: dict[str, str] = field(default_factory=dict)  # chain -> "alcatraz <key> <digest>"
+    counters: dict[str, int] = field(default_factory=dict)  # chain -> dropped packets
+    seen: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # set -> (addr, packets)
+
+    def interfaces(self) -> dict[str, set[str]]:
+        return {name: set(elements) for name, elements in self.dispatch.items()}
+
+
+def parse_table(document: Mapping[str, Any]) -> TableState:
+    """Parse `nft -j list table inet alcatraz` output."""
+    state = TableState(exists=True)
+    for item in document.get("nftables", []):
+        if "chain" in item:
+            state.chains.add(item["chain"]["name"])
+        elif "set" in item:
+            body = item["set"]
+            state.chains.add(body["name"])
+            entries: list[tuple[str, int]] = []
+            for element in body.get("elem", []) or []:
+                value = element.get("elem", {}) if isinstance(element, dict) else {}
+                address = value.get("val", element) if isinstance(value, dict) else element
+                packets = 0
+                counter = value.get("counter") if isinstance(value, dict) else None
+                if isinstance(counter, dict):
+                    packets = int(counter.get("packets", 0))
+                entries.append((str(address), packets))
+            state.seen[body["name"]] = entries
+        elif "map" in item:
+            body = item["map"]
+            elements: dict[str, str] = {}
+            for key, verdict in body.get("elem", []) or []:
+                target = ""
+                if isinstance(verdict, dict):
+                    for kind in ("goto", "jump"):
+                        if kind in verdict:
+                            target = verdict[kind]["target"]
+                    if "accept" in verdict:
+                        target = "accept"
+                elements[str(key)] = target
+            state.dispatch[body["name"]] = elements
+        elif "rule" in item:
+            rule = item["rule"]
+            chain = rule["chain"]
+            comment = rule.get("comment")
+            if isinstance(comment, str) and comment.startswith("alcatraz "):
+                state.tags[chain] = comment
+            for expr in rule.get("expr", []):
+                if isinstance(expr, dict) and "counter" in expr:
+                    has_drop = any(isinstance(e, dict) and "drop" in e for e in rule["expr"])
+                    if has_drop:
+                        packets = int(expr["counter"].get("packets", 0))
+                        state.counters[chain] = state.counters.get(chain, 0) + packets
+    return state
+
+
+class Firewall:
+    """nftables through one argv prefix."""
+
+    def __init__(
+        self, runner: Runner, command: Sequence[str] = ("nft",), mechanism: str = "native"
+    ):
+        self.runner = runner
+        self.command = list(command)
+        self.mechanism = mechanism
+
+    def _nft(self, args: Sequence[str], *, script: str | None = None, check: bool = True) -> str:
+        result = self.runner.run([*self.command, *args], input=script, timeout=NFT_TIMEOUT)
+        if check and not result.ok:
+            detail = result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}"
+            raise AlcaError(
+                f"nftables refused alcatraz's rules: {detail}",
+                hint="nothing was changed (the rules are applied as one transaction); "
+                "run with ALCA_DEBUG=1 to see the script, and report it if it looks wrong",
+            )
+        return result.stdout
+
+    def probe(self) -> None:
+        """Raise UnavailableError/RefusedError unless rules can be loaded."""
+        result = self.runner.run([*self.command, "list", "tables"], timeout=NFT_TIMEOUT)
+        if not result.ok:
+            detail = result.stderr.strip() or f"exit {result.returncode}"
+            raise RefusedError(
+                f"cannot manage nftables ({' '.join(self.command)}): {detail}",
+                hint="run alca as root, allow `sudo -n nft` for your user, or install the "
+                "network helper ('alca network-helper install')",
+            )
+
+    def read(self) -> TableState:
+        result = self.runner.run(
+            [*self.command, "-j", "list", "table", nft.FAMILY, nft.TABLE], timeout=NFT_TIMEOUT
+        )
+        if not result.ok:
+            if "No such file or directory" in result.stderr or "does not exist" in result.stderr:
+                return TableState(exists=False)
+            raise AlcaError(
+                f"cannot read nftables: {result.stderr.strip() or result.returncode}",
+                hint="check that nftables works: nft list tables",
+            )
+        try:
+            return parse_table(json.loads(result.stdout or "{}"))
+        except (ValueError, KeyError, TypeError) as error:
+            raise AlcaError(f"cannot parse nft's JSON output: {error}") from None
+
+    def apply(self, policy: Policy) -> None:
+        """Load the project's policy atomically, then verify it is what the kernel holds."""
+        current = self.read()
+        script = nft.apply_script(policy, current.interfaces())
+        self._nft(["-c", "-f", "-"], script=script)
+        self._nft(["-f", "-"], script=script)
+        if not self.verify(policy):
+            raise RefusedError(
+                "the network isolation rules did not load as expected",
+                hint="check `nft list table inet alcatraz`; another tool may be rewriting it",
+            )
+
+    def verify(self, policy: Policy, state: TableState | None = None) -> bool:
+        """True when the kernel enforces exactly `policy` for the project's bridge."""
+        current = state or self.read()
+        if not current.exists:
+            return False
+        fwd, inp, nat = nft.chain_names(policy.key)
+        tag = f"alcatraz {policy.key} {nft.policy_digest(policy)}"
+        ifname = policy.network.interface
+        return (
+            current.tags.get(fwd) == tag
+            and current.tags.get(inp) == tag
+            and current.dispatch.get("fwd_dispatch", {}).get(ifname) == fwd
+            and current.dispatch.get("in_dispatch", {}).get(ifname) == inp
+            and current.dispatch.get("nat_dispatch", {}).get(ifname) == nat
+            and nat in current.chains
+        )
+
+    def remove(self, key: str, interfaces: Iterable[str]) -> None:
+        current = self.read()
+        if not current.exists:
+            return
+        script = nft.removal_script(key, interfaces, current.interfaces(), current.chains)
+        if script:
+            self._nft(["-f", "-"], script=script)
+
+    def project_keys(self) -> set[str]:
+        """Keys of every project that has chains loaded."""
+        keys: set[str] = set()
+        for chain in self.read().chains:
+            if chain.startswith("p_") and chain.endswith("_fwd"):
+                keys.add(chain[2:-4])
+        return keys
+
+    def dump(self) -> str:
+        """Stateless text of the table (for persistence across reboots)."""
+        return self._nft(["-s", "list", "table", nft.FAMILY, nft.TABLE])
+
+
+def native_command(runner: Runner, environ: Mapping[str, str]) -> list[str]:
+    """`nft` when root, `sudo -n nft` when that works without a password."""
+    override = environ.get("ALCA_NFT")
+    if override:
+        return override.split()
+    if os.geteuid() == 0:
+        return ["nft"]
+    result = runner.run(["sudo", "-n", "nft", "--version"], timeout=10)
+    if result.ok:
+        return ["sudo", "-n", "nft"]
+    raise RefusedError(
+        "network isolation needs to manage nftables, which requires root",
+        hint="run alca with sudo, allow `sudo -n nft` for your user (sudoers), or opt out "
+        'knowingly with lan-access = ["*"]',
+    )
+
+
+HELPER_NAME = "alcatraz-network-helper"
+
+
+def helper_command(engine: str, environ: Mapping[str, str]) -> list[str]:
+    """Run `nft` in the engine host's namespaces through the helper container."""
+    target = environ.get("ALCA_HELPER_TARGET_PID", "1")
+    if not target.isdigit():
+        raise UnavailableError(f"ALCA_HELPER_TARGET_PID must be a number, not {target!r}")
+    return [
+        engine, "exec", "-i", HELPER_NAME,
+        "nsenter", "-t", target, "-m", "-u", "-n", "-i", "nft",
+    ]  # fmt: skip
+
+
+def firewall_for(runner: Runner, environ: Mapping[str, str], engine: str) -> Firewall:
+    """The firewall for this machine: native on Linux, the helper container elsewhere."""
+    import sys
+
+    mechanism = environ.get("ALCA_FIREWALL") or ("native" if sys.platform == "linux" else "helper")
+    if mechanism == "helper":
+        return Firewall(runner, helper_command(engine, environ), "helper")
+    if mechanism != "native":
+        raise UnavailableError(
+            f"unknown ALCA_FIREWALL={mechanism!r}", hint='use "native" or "helper"'
+        )
+    return Firewall(runner, native_command(runner, environ), "native")

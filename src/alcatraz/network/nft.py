@@ -1,0 +1,216 @@
+"""Render alcatraz's nftables rules as text for `nft -f -` (pure; tested with golden files).
+
+One table, `inet alcatraz`, owned by alcatraz and nobody else:
+
+- base chains `forward` and `input` (filter, priority filter - 2, before the engines' own
+  rules) and `prerouting` (nat, dstnat - 1) dispatch on the *ingress bridge* through verdict
+  maps, so the cost per packet does not grow with the number of projects, and IPv4 and IPv6
+  are covered alike;
+- per project, `p_<key>_fwd` (traffic leaving through the host), `p_<key>_in` (traffic to
+  the host itself: only DNS to the project gateway and explicit exceptions pass) and, with a
+  proxy, `p_<key>_nat`;
+- fail-closed backstops in the base chains: anything from a bridge named `alca-*` or from
+  the project address pool that no project chain claimed is dropped.
+
+Every script is one transaction: the kernel applies all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterable
+from typing import Final
+
+from alcatraz.config.netgrammar import AlcaToken, LanRule
+from alcatraz.network.plan import BLOCKED4, BLOCKED6, POOL4, Policy
+
+TABLE: Final = "alcatraz"
+FAMILY: Final = "inet"
+T: Final = f"{FAMILY} {TABLE}"
+BRIDGE_PATTERN: Final = "alca-*"
+SEEN_TIMEOUT: Final = "1d"
+
+
+def chain_names(key: str) -> tuple[str, str, str]:
+    return f"p_{key}_fwd", f"p_{key}_in", f"p_{key}_nat"
+
+
+def seen_sets(key: str) -> tuple[str, str]:
+    return f"p_{key}_seen4", f"p_{key}_seen6"
+
+
+def _q(text: str) -> str:
+    """An nft quoted string; callers only pass validated names, this is defence in depth."""
+    if any(ch in text for ch in '"\\\n\r;') or not text.isprintable():
+        raise ValueError(f"unsafe name for nft: {text!r}")
+    return f'"{text}"'
+
+
+def _set(networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    return "{ " + ", ".join(str(n) for n in networks) + " }"
+
+
+def base_script() -> str:
+    """Create the table and base chains if missing; (re)write the base chains' rules."""
+    lines = [
+        f"add table {T}",
+        f"add map {T} fwd_dispatch {{ type ifname : verdict ; }}",
+        f"add map {T} in_dispatch {{ type ifname : verdict ; }}",
+        f"add map {T} nat_dispatch {{ type ifname : verdict ; }}",
+        f"add chain {T} forward {{ type filter hook forward priority filter - 2 ; policy accept ; }}",
+        f"add chain {T} input {{ type filter hook input priority filter - 2 ; policy accept ; }}",
+        f"add chain {T} prerouting {{ type nat hook prerouting priority dstnat - 1 ; policy accept ; }}",
+        f"flush chain {T} forward",
+        f"add rule {T} forward iifname vmap @fwd_dispatch",
+        f'add rule {T} forward iifname "{BRIDGE_PATTERN}" counter drop comment "alcatraz: bridge without policy"',
+        f'add rule {T} forward ip saddr {POOL4} counter drop comment "alcatraz: pool without policy"',
+        f"flush chain {T} input",
+        f"add rule {T} input iifname vmap @in_dispatch",
+        f'add rule {T} input iifname "{BRIDGE_PATTERN}" counter drop comment "alcatraz: bridge without policy"',
+        f'add rule {T} input ip saddr {POOL4} counter drop comment "alcatraz: pool without policy"',
+        f"flush chain {T} prerouting",
+        f"add rule {T} prerouting iifname vmap @nat_dispatch",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _rule_matches(rule: LanRule) -> list[str]:
+    """nft match expressions for one allow rule (one per protocol)."""
+    address = rule.address
+    if isinstance(address, AlcaToken):
+        raise ValueError("tokens must be resolved before rendering")
+    family = "ip" if address.version == 4 else "ip6"
+    target = f"{family} daddr {address}"
+    if not rule.protocols:
+        return [target]
+    lo, hi = rule.ports or (1, 65535)
+    ports = str(lo) if lo == hi else f"{lo}-{hi}"
+    return [f"{target} {proto} dport {ports}" for proto in rule.protocols]
+
+
+def policy_digest(policy: Policy) -> str:
+    """Identifies the exact rules loaded for a project, to detect a changed or stale chain."""
+    return hashlib.sha256(project_chains(policy, digest="").encode()).hexdigest()[:16]
+
+
+def project_chains(policy: Policy, *, digest: str | None = None) -> str:
+    """The project's chains, replaced as a whole (add + flush + rules)."""
+    if digest is None:
+        digest = policy_digest(policy)
+    fwd, inp, nat = chain_names(policy.key)
+    seen4, seen6 = seen_sets(policy.key)
+    gateway = policy.network.gateway
+    tag = f'comment "alcatraz {policy.key} {digest}"'
+    lines = [
+        f"add chain {T} {fwd}",
+        f"add chain {T} {inp}",
+        f"add chain {T} {nat}",
+        f"add set {T} {seen4} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {SEEN_TIMEOUT} ; size 4096 ; counter ; }}",
+        f"add set {T} {seen6} {{ type ipv6_addr ; flags dynamic,timeout ; timeout {SEEN_TIMEOUT} ; size 4096 ; counter ; }}",
+        f"flush chain {T} {fwd}",
+        f"flush chain {T} {inp}",
+        f"flush chain {T} {nat}",
+    ]
+    if policy.allow_all:
+        lines += [
+            f"add rule {T} {fwd} accept {tag}",
+            f"add rule {T} {inp} accept {tag}",
+        ]
+        return "\n".join(lines) + "\n"
+    allows = [m for rule in policy.rules for m in _rule_matches(rule)]
+    proxy = policy.proxy
+    proxy_match = None
+    if proxy is not None:
+        host = proxy.host
+        if isinstance(host, AlcaToken):
+            raise ValueError("tokens must be resolved before rendering")
+        family = "ip" if host.version == 4 else "ip6"
+        proxy_match = f"{family} daddr {host} tcp dport {proxy.port}"
+    # Traffic leaving through the host.
+    lines.append(f"add rule {T} {fwd} ct state established,related accept {tag}")
+    lines += [f"add rule {T} {fwd} {m} accept" for m in allows]
+    if proxy_match:
+        lines.append(f"add rule {T} {fwd} {proxy_match} accept")
+    lines += [
+        f"add rule {T} {fwd} ip daddr {_set(BLOCKED4)} update @{seen4} {{ ip daddr }} counter drop",
+        f"add rule {T} {fwd} ip6 daddr {_set(BLOCKED6)} update @{seen6} {{ ip6 daddr }} counter drop",
+    ]
+    # Traffic to the host itself: DNS to the gateway, explicit exceptions, nothing else.
+    lines += [
+        f"add rule {T} {inp} ct state established,related accept {tag}",
+        f"add rule {T} {inp} ip daddr {gateway} udp dport 53 accept",
+        f"add rule {T} {inp} ip daddr {gateway} tcp dport 53 accept",
+    ]
+    lines += [f"add rule {T} {inp} {m} accept" for m in allows]
+    if proxy_match:
+        lines.append(f"add rule {T} {inp} {proxy_match} accept")
+    lines += [
+        f"add rule {T} {inp} meta nfproto ipv4 update @{seen4} {{ ip daddr }} counter drop",
+        f"add rule {T} {inp} meta nfproto ipv6 update @{seen6} {{ ip6 daddr }} counter drop",
+        f"add rule {T} {inp} counter drop",
+    ]
+    # Transparent proxy: redirect outgoing TCP, but never LAN or host destinations (those
+    # stay blocked by the filter chains) and never the proxy itself (no loop).
+    if proxy is not None and not isinstance(proxy.host, AlcaToken):
+        host = proxy.host
+        if host.version == 4:
+            lines += [
+                f"add rule {T} {nat} ip daddr {host} return",
+                f"add rule {T} {nat} ip daddr {_set(BLOCKED4)} return",
+                f"add rule {T} {nat} fib daddr type local return",
+                f"add rule {T} {nat} meta nfproto ipv4 meta l4proto tcp dnat ip to {host}:{proxy.port}",
+            ]
+        else:
+            lines += [
+                f"add rule {T} {nat} ip6 daddr {host} return",
+                f"add rule {T} {nat} ip6 daddr {_set(BLOCKED6)} return",
+                f"add rule {T} {nat} fib daddr type local return",
+                f"add rule {T} {nat} meta nfproto ipv6 meta l4proto tcp dnat ip6 to [{host}]:{proxy.port}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def dispatch_elements(policy: Policy, existing: dict[str, set[str]]) -> str:
+    """Point the project's bridge at its chains, replacing stale entries for that bridge.
+
+    `existing` maps each dispatch map to the interface names it currently holds.
+    """
+    fwd, inp, nat = chain_names(policy.key)
+    ifname = _q(policy.network.interface)
+    lines: list[str] = []
+    for map_name, target in (
+        ("fwd_dispatch", f"goto {fwd}"),
+        ("in_dispatch", f"goto {inp}"),
+        ("nat_dispatch", f"goto {nat}"),
+    ):
+        if policy.network.interface in existing.get(map_name, set()):
+            lines.append(f"delete element {T} {map_name} {{ {ifname} }}")
+        lines.append(f"add element {T} {map_name} {{ {ifname} : {target} }}")
+    return "\n".join(lines) + "\n"
+
+
+def apply_script(policy: Policy, existing: dict[str, set[str]]) -> str:
+    """Everything needed to enforce `policy`, as one transaction."""
+    return base_script() + project_chains(policy) + dispatch_elements(policy, existing)
+
+
+def removal_script(
+    key: str, interfaces: Iterable[str], existing: dict[str, set[str]], chains: set[str]
+) -> str:
+    """Remove a project's dispatch entries and chains (only what exists, so it never fails)."""
+    lines: list[str] = []
+    for ifname in interfaces:
+        for map_name in ("fwd_dispatch", "in_dispatch", "nat_dispatch"):
+            if ifname in existing.get(map_name, set()):
+                lines.append(f"delete element {T} {map_name} {{ {_q(ifname)} }}")
+    for chain in chain_names(key):
+        if chain in chains:
+            lines.append(f"flush chain {T} {chain}")
+    for chain in chain_names(key):
+        if chain in chains:
+            lines.append(f"delete chain {T} {chain}")
+    for seen in seen_sets(key):
+        if seen in chains:
+            lines.append(f"delete set {T} {seen}")
+    return "\n".join(lines) + ("\n" if lines else "")
