@@ -60,7 +60,7 @@ readonly APPLETS=(
   kill ps timeout date hostname dd tee sort uniq tr cut xargs basename dirname
   readlink realpath sync mkfifo whoami pwd which seq yes od base64 md5sum
   sha256sum tar gzip gunzip du df mktemp nslookup netstat ifconfig route
-  pidof usleep less more vi diff cmp expr rmdir chgrp hexdump su
+  pidof usleep less more vi diff cmp expr rmdir chgrp hexdump su nsenter
 )
 
 STEP=init

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
-from alcatraz.network.firewall import Firewall, firewall_for
+from alcatraz.network.firewall import HELPER_NAME, Firewall, firewall_for
 from alcatraz.network.plan import (
     Policy,
     ProjectNetwork,
@@ -178,6 +179,17 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
     """Network + verified rules, before the container runs."""
     check_guarantee(app, config, runtime)
     fw = firewall(app, runtime, config)
+    helper = Helper(app, runtime.executable)
+    if fw is not None and needs_firewall(config) and not helper.installed():
+        app.step("Network helper required for network isolation.")
+        if not app.confirm("Install now?"):
+            raise RefusedError(
+                "network isolation needs the network helper, so that the rules survive a "
+                "reboot (the engine restarts containers by itself); nothing was started",
+                hint="run 'alca network-helper install' once (as root), then 'alca up'",
+            )
+        for line in helper.install():
+            app.step(line)
     network = ensure_network(app, runtime, project_id, str(config.project_root))
     policy = make_policy(
         project_id,
@@ -195,6 +207,7 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
                 else "Registering the network (LAN access allowed)..."
             )
             fw.apply(policy)
+            helper.persist(fw)
         if isolation.enforced:
             app.step("Network isolation enabled")
         if policy.proxy is not None:
@@ -213,6 +226,7 @@ def teardown(app: App, runtime: Runtime, record: dict[str, Any] | None) -> None:
         fw = Firewall(app.runner, [str(c) for c in command])
         try:
             fw.remove(key, [interface] if interface else [])
+            Helper(app, runtime.executable).persist(fw)
         except AlcaError as error:
             app.warn(f"could not remove the firewall rules of {key}: {error.message}")
     name = str(record.get("network") or "")
@@ -222,3 +236,168 @@ def teardown(app: App, runtime: Runtime, record: dict[str, Any] | None) -> None:
 
 def check_keys(project_id: str, record: dict[str, Any]) -> bool:
     return record.get("key") == project_key(project_id)
+
+
+def report(
+    app: App, config: Config, project_id: str, record: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Isolation as the kernel has it now, for `status` and `net log`.
+
+    `state` is one of: off, enabled, outdated (rules of an older config), missing, none
+    (no sandbox network yet).
+    """
+    from alcatraz.network import nft
+
+    if not record:
+        return {"state": "none"}
+    result: dict[str, Any] = {
+        "network": record.get("network"),
+        "interface": record.get("interface"),
+        "subnet": record.get("subnet"),
+        "gateway": record.get("gateway"),
+    }
+    if record.get("allow_all") and not config.proxy:
+        return {**result, "state": "off"}
+    command = record.get("nft")
+    if not command:
+        return {**result, "state": "missing"}
+    fw = Firewall(app.runner, [str(c) for c in command])
+    table = fw.read()
+    network = ProjectNetwork(
+        str(record["network"]),
+        str(record["interface"]),
+        ipaddress.IPv4Network(str(record["subnet"])),
+        ipaddress.IPv4Address(str(record["gateway"])),
+    )
+    policy = make_policy(
+        project_id,
+        network,
+        allow_all=config.allow_all_lan,
+        rules=config.lan_rules,
+        proxy=config.proxy,
+    )
+    fwd, inp, _ = nft.chain_names(policy.key)
+    seen4, seen6 = nft.seen_sets(policy.key)
+    if fw.verify(policy, table):
+        state = "enabled"
+    elif table.dispatch.get("fwd_dispatch", {}).get(network.interface) == fwd:
+        state = "outdated"
+    else:
+        state = "missing"
+    blocked = table.counters.get(fwd, 0) + table.counters.get(inp, 0)
+    seen = sorted(table.seen.get(seen4, []) + table.seen.get(seen6, []), key=lambda item: -item[1])
+    return {
+        **result,
+        "state": state,
+        "blocked": blocked,
+        "destinations": [{"address": a, "packets": p} for a, p in seen],
+    }
+
+
+class Helper:
+    """Installation state and actions of the network helper for this machine."""
+
+    def __init__(self, app: App, engine: str):
+        from alcatraz.network import helper as helper_module
+
+        self.app = app
+        self.engine = engine
+        self.mechanism = app.environ.get("ALCA_FIREWALL") or (
+            "native" if sys.platform == "linux" else "helper"
+        )
+        self.module = helper_module
+        self.paths = helper_module.native_paths(app.environ)
+
+    @classmethod
+    def for_app(cls, app: App) -> Helper:
+        engine = app.environ.get("ALCA_RUNTIME") or "docker"
+        return cls(app, engine if engine in ("docker", "podman") else "docker")
+
+    def describe(self) -> str:
+        if self.mechanism == "native":
+            return (
+                f"native nftables; rules saved in {self.paths.rules}, included by {self.paths.conf}"
+            )
+        return f"helper container {HELPER_NAME} ({self.engine})"
+
+    def firewall(self) -> Firewall:
+        return firewall_for(self.app.runner, self.app.environ, self.engine)
+
+    def installed(self) -> bool:
+        if self.mechanism == "native":
+            return self.module.native_installed(self.paths)
+        return self.module.helper_running(self.app.runner, self.engine)
+
+    def table_exists(self) -> bool:
+        try:
+            return self.firewall().read().exists
+        except AlcaError:
+            return False
+
+    def install(self) -> list[str]:
+        if self.mechanism == "native":
+            done = self.module.native_install(self.paths)
+            if "ALCA_NFT_CONF" in self.app.environ:
+                done.append(f"Custom ALCA_NFT_CONF: make sure {self.paths.conf} is loaded at boot")
+            else:
+                systemctl = self.app.runner.run(
+                    ["systemctl", "enable", "nftables.service"], timeout=30
+                )
+                done.append(
+                    "Enabled nftables.service (restores the rules at boot)"
+                    if systemctl.ok
+                    else f"Could not enable nftables.service: make sure {self.paths.conf} is "
+                    "loaded at boot"
+                )
+            self.persist(self.firewall())
+            return done
+        self.module.helper_install(self.app.runner, self.engine, self.app.home, self.app.environ)
+        self.persist(self.firewall())
+        return [f"Started {HELPER_NAME}"]
+
+    def uninstall(self) -> list[str]:
+        done: list[str] = []
+        try:
+            fw = self.firewall()
+            if fw.read().exists:
+                fw._nft(["delete", "table", "inet", "alcatraz"])
+                done.append("Deleted nftables table inet alcatraz")
+        except AlcaError as error:
+            done.append(f"Could not delete the rules: {error.message}")
+        if self.mechanism == "native":
+            done += self.module.native_uninstall(self.paths)
+        else:
+            self.module.helper_uninstall(self.app.runner, self.engine)
+            done.append(f"Removed {HELPER_NAME}")
+        return done
+
+    def persist(self, fw: Firewall) -> None:
+        """Save the live table where it is restored from at boot (when installed)."""
+        if self.mechanism == "native":
+            if self.module.native_installed(self.paths):
+                self.module.save(fw, self.paths.rules)
+        else:
+            self.module.save(
+                fw, self.module.helper_rules_dir(self.app.home) / self.module.RULES_FILE
+            )
+
+    def loaded_projects(self) -> dict[str, str]:
+        """Project key -> a one-line summary, read from the kernel."""
+        try:
+            table = self.firewall().read()
+        except AlcaError:
+            return {}
+        loaded: dict[str, str] = {}
+        for chain in sorted(table.chains):
+            if chain.startswith("p_") and chain.endswith("_fwd"):
+                key = chain[2:-4]
+                interfaces = [
+                    name
+                    for name, target in table.dispatch.get("fwd_dispatch", {}).items()
+                    if target == chain
+                ]
+                blocked = table.counters.get(chain, 0) + table.counters.get(f"p_{key}_in", 0)
+                loaded[key] = (
+                    f"bridge {', '.join(interfaces) or '(none)'}, {blocked} packets blocked"
+                )
+        return loaded

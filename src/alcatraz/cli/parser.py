@@ -24,6 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("alcatraz.commands.list_", "List all alcatraz containers"),
     "cleanup": ("alcatraz.commands.cleanup", "Remove orphaned containers"),
     "trust": ("alcatraz.commands.trust", "Review and approve the project configuration"),
+    "net": ("alcatraz.commands.net", "Show what the sandbox tried to reach and was refused"),
+    "network-helper": (
+        "alcatraz.commands.network_helper",
+        "Manage the network isolation helper (install|uninstall|status)",
+    ),
     "config": ("alcatraz.commands.config", "Show the effective configuration or its schema"),
 }
 

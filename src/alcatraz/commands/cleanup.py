@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 from alcatraz.app import App
-from alcatraz.runtime.base import LABEL_PROJECT_ID, LABEL_PROJECT_PATH, ContainerInfo
+from alcatraz.runtime.base import LABEL_PROJECT_ID, LABEL_PROJECT_PATH, ContainerInfo, Runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,9 +19,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def orphan_reason(info: ContainerInfo, home: Path) -> str | None:
     """Why `info` is an orphan (first reason that applies), or None if a project owns it."""
+    reason = _owner_problem(info.labels, home)
+    if reason is not None:
+        return reason
     from alcatraz import state
 
-    path = info.labels.get(LABEL_PROJECT_PATH)
+    data = state.read_json(
+        state.project_dir(home, Path(info.labels[LABEL_PROJECT_PATH])) / "state.json"
+    )
+    if data is not None and data.get("container_name") != info.name:
+        return "container name mismatch"
+    return None
+
+
+def _owner_problem(labels: Mapping[str, str], home: Path) -> str | None:
+    """Why the project named by these labels no longer owns the object, or None."""
+    from alcatraz import state
+
+    path = labels.get(LABEL_PROJECT_PATH)
     if not path:
         return "no project path label"
     root = Path(path)
@@ -34,10 +50,8 @@ def orphan_reason(info: ContainerInfo, home: Path) -> str | None:
         return "state file does not exist"
     if not data.get("project_id"):
         return "state file is empty"
-    if data.get("project_id") != info.labels.get(LABEL_PROJECT_ID):
+    if data.get("project_id") != labels.get(LABEL_PROJECT_ID):
         return "project ID mismatch"
-    if data.get("container_name") != info.name:
-        return "container name mismatch"
     return None
 
 
@@ -79,6 +93,7 @@ def main(args: argparse.Namespace, app: App) -> int:
         if (reason := orphan_reason(info, app.home)) is not None
     ]
     if not orphans:
+        _sweep_networks(app, runtime)
         return 0
     app.out(f"Found {len(orphans)} orphan container(s):")
     for i, (info, reason) in enumerate(orphans, 1):
@@ -114,4 +129,35 @@ def main(args: argparse.Namespace, app: App) -> int:
         removed += 1
     app.out()
     app.done(f"Removed {removed} container(s).")
+    _sweep_networks(app, runtime)
     return 1 if failed else 0
+
+
+def _sweep_networks(app: App, runtime: Runtime) -> None:
+    """Remove networks (and their rules) of projects that are gone and have no container."""
+    from alcatraz import isolation
+    from alcatraz.errors import AlcaError
+    from alcatraz.network.firewall import firewall_for
+    from alcatraz.network.plan import project_key
+
+    in_use = {name for info in runtime.list_by_label(LABEL_PROJECT_ID) for name in info.networks}
+    command: list[str] | None = None
+    try:
+        command = firewall_for(app.runner, app.environ, runtime.executable).command
+    except AlcaError:
+        command = None
+    for network in runtime.networks():
+        project_id = network.labels.get(LABEL_PROJECT_ID)
+        if not project_id or network.name in in_use:
+            continue
+        reason = _owner_problem(network.labels, app.home)
+        if reason is None:
+            continue
+        record = {
+            "key": project_key(project_id),
+            "interface": network.interface,
+            "network": network.name,
+            "nft": command,
+        }
+        isolation.teardown(app, runtime, record)
+        app.step(f"Removed network {network.name} and its rules ({reason})")

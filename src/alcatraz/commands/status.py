@@ -28,7 +28,6 @@ def _collect(app: App) -> dict[str, Any]:
     config = load_config(root, environ=app.environ, cwd=app.cwd)
     project = sandbox.open_project(app, root)
     report["approved"] = sandbox.is_approved(config, project)
-    report["network_isolation"] = "off" if config.allow_all_lan else "requested"
     try:
         runtime, reason = resolve_runtime(config.runtime, runner=app.runner, environ=app.environ)
     except AlcaError as error:
@@ -40,7 +39,16 @@ def _collect(app: App) -> dict[str, Any]:
     report["project_id"] = project.project_id
     if project.project_id is None:
         report["container"] = None
+        report["isolation"] = {"state": "off" if config.allow_all_lan else "none"}
         return report
+    from alcatraz import isolation
+
+    try:
+        report["isolation"] = isolation.report(
+            app, config, project.project_id, project.state.get("isolation")
+        )
+    except AlcaError as error:
+        report["isolation"] = {"state": "unknown", "error": error.message}
     info = sandbox.find_container(runtime, project)
     if info is None:
         report["container"] = {"state": ContainerState.NOT_FOUND.value}
@@ -61,6 +69,25 @@ def _collect(app: App) -> dict[str, Any]:
     return report
 
 
+def _isolation_line(isolation: dict[str, Any]) -> str:
+    state = isolation.get("state")
+    if state == "enabled":
+        blocked = isolation.get("blocked", 0)
+        return (
+            f"Enabled on {isolation.get('network')} ({isolation.get('subnet')}); "
+            f"{blocked} blocked attempt{'s' if blocked != 1 else ''} (see 'alca net log')"
+        )
+    if state == "off":
+        return 'Off (lan-access = ["*"]: the sandbox may reach your LAN and this host)'
+    if state == "outdated":
+        return "Outdated: the rules are from an older configuration; run 'alca up' to apply"
+    if state == "missing":
+        return "MISSING: the rules are not loaded; run 'alca up' to restore them"
+    if state == "unknown":
+        return f"Unknown ({isolation.get('error')})"
+    return "Not set up yet (run 'alca up')"
+
+
 def main(args: argparse.Namespace, app: App) -> int:
     report = _collect(app)
     if args.json:
@@ -74,10 +101,6 @@ def main(args: argparse.Namespace, app: App) -> int:
     app.out("Status: Initialized")
     app.out(f"Config: {report['config']}")
     app.out(f"Approved: {'Yes' if report['approved'] else 'No (run alca trust)'}")
-    isolation = report["network_isolation"]
-    app.out(
-        "Network isolation: " + ('Off (lan-access = ["*"])' if isolation == "off" else "Requested")
-    )
     app.out()
     if report["runtime"] is None:
         app.out("Runtime: None available")
@@ -92,6 +115,7 @@ def main(args: argparse.Namespace, app: App) -> int:
         app.out("Run 'alca up' to create the container.")
         return 0
     app.out(f"Project ID: {report['project_id']}")
+    app.out(f"Network isolation: {_isolation_line(report.get('isolation') or {})}")
     app.out()
     container = report["container"] or {}
     state = container.get("state")

@@ -1,0 +1,54 @@
+"""`alca net log`: what the sandbox tried to reach and was refused (from nftables)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from alcatraz.app import App
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="net_command", metavar="<subcommand>", required=True)
+    log = sub.add_parser("log", help="Blocked destinations of this project's sandbox")
+    log.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def main(args: argparse.Namespace, app: App) -> int:
+    from alcatraz import isolation, sandbox
+    from alcatraz.config.load import load_config
+
+    root = sandbox.locate(app)
+    config = load_config(root, environ=app.environ, cwd=app.cwd)
+    project = sandbox.open_project(app, root)
+    record = project.state.get("isolation")
+    data: dict[str, Any] = (
+        isolation.report(app, config, project.project_id, record)
+        if project.project_id and record
+        else {"state": "none"}
+    )
+    if args.json:
+        app.out(json.dumps(data, indent=2))
+        return 0
+    state = data.get("state")
+    if state == "none":
+        app.out("No sandbox network yet: run 'alca up'.")
+        return 0
+    if state == "off":
+        app.out('Network isolation is off (lan-access = ["*"]): nothing is blocked or logged.')
+        return 0
+    app.out(
+        f"Network isolation: {state} on {data.get('network')} ({data.get('subnet')}); "
+        f"{data.get('blocked', 0)} packets blocked in total"
+    )
+    destinations: list[dict[str, object]] = list(data.get("destinations") or [])
+    if not destinations:
+        app.out("No blocked destinations recorded (entries expire after a day).")
+        return 0
+    app.out()
+    width = max(len("DESTINATION"), *(len(str(d["address"])) for d in destinations))
+    app.out(f"{'DESTINATION'.ljust(width)}  PACKETS")
+    for entry in destinations:
+        app.out(f"{str(entry['address']).ljust(width)}  {entry['packets']}")
+    return 0
