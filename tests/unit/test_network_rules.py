@@ -1,0 +1,202 @@
+"""nftables rendering (golden files, checked by the kernel with `nft -c`), parsing, planning."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alcatraz.config.netgrammar import parse_lan_access, parse_proxy
+from alcatraz.network import nft
+from alcatraz.network.firewall import parse_table
+from alcatraz.network.plan import (
+    BLOCKED4,
+    BLOCKED6,
+    POOL4,
+    ProjectNetwork,
+    choose_subnet,
+    make_policy,
+    network_name,
+    project_key,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+PROJECT_ID = "0f3a9c1e-2b44-4d6a-9e55-1234567890ab"
+NETWORK = ProjectNetwork(
+    network_name(PROJECT_ID),
+    network_name(PROJECT_ID),
+    ipaddress.IPv4Network("10.213.7.0/24"),
+    ipaddress.IPv4Address("10.213.7.1"),
+)
+
+CASES = {
+    "default": ([], None),
+    "allow-all": (["*"], None),
+    "exceptions": (
+        [
+            "192.168.250.2:18080",
+            "udp://10.77.0.2:17000",
+            "*://[fd00:250::2]:18080",
+            "tcp://10.77.0.0/24:18081",
+            "${alca:HOST_IP}:19001",
+            "10.1.0.0/16",
+            "[fd00::/8]:*",
+            "192.168.1.10:8000-8100",
+        ],
+        None,
+    ),
+    "proxy-v4": ([], "${alca:HOST_IP}:3128"),
+    "proxy-v6": (["[2001:db8::1]:1080"], "[2001:db8::1]:1080"),
+}
+
+
+def _policy(name: str) -> object:
+    rules, proxy = CASES[name]
+    allow_all, parsed = parse_lan_access(rules)
+    return make_policy(
+        PROJECT_ID,
+        NETWORK,
+        allow_all=allow_all,
+        rules=parsed,
+        proxy=parse_proxy(proxy) if proxy else None,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rendered_rules_match_golden_files(name: str) -> None:
+    """A change in generated rules fails here until the golden file is reviewed and updated."""
+    script = nft.apply_script(_policy(name), {})  # type: ignore[arg-type]
+    golden = GOLDEN / f"{name}.nft"
+    if os.environ.get("ALCA_UPDATE_GOLDEN"):
+        golden.write_text(script)
+    assert script == golden.read_text(), f"regenerate with ALCA_UPDATE_GOLDEN=1 and review {golden}"
+
+
+@pytest.mark.skipif(
+    shutil.which("nft") is None or os.geteuid() != 0, reason="nft -c needs nft and root"
+)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_rules_are_accepted_by_the_kernel(name: str) -> None:
+    """`nft -c` asks the kernel to validate without committing anything."""
+    result = subprocess.run(
+        ["nft", "-c", "-f", str(GOLDEN / f"{name}.nft")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_default_policy_drops_every_special_range_in_both_chains() -> None:
+    script = nft.project_chains(_policy("default"))  # type: ignore[arg-type]
+    fwd_drop = next(
+        line for line in script.splitlines() if "_fwd ip daddr {" in line and "drop" in line
+    )
+    for network in BLOCKED4:
+        assert str(network) in fwd_drop
+    fwd_drop6 = next(line for line in script.splitlines() if "_fwd ip6 daddr {" in line)
+    for network6 in BLOCKED6:
+        assert str(network6) in fwd_drop6
+    inp = [line for line in script.splitlines() if "_in " in line]
+    assert inp[-1].endswith("counter drop"), "everything else to the host itself is dropped"
+    assert any("udp dport 53 accept" in line and "10.213.7.1" in line for line in inp)
+
+
+def test_token_rule_opens_exactly_the_gateway_port() -> None:
+    script = nft.project_chains(_policy("exceptions"))  # type: ignore[arg-type]
+    assert "ip daddr 10.213.7.1/32 tcp dport 19001 accept" in script
+    assert "tcp dport 8000-8100 accept" in script
+
+
+def test_ipv6_rule_with_ipv4_network_is_valid_per_family() -> None:
+    """Upstream B6: a v6 exception next to a v4 container produced an invalid ruleset."""
+    script = nft.project_chains(_policy("exceptions"))  # type: ignore[arg-type]
+    assert "ip6 daddr fd00:250::2/128 tcp dport 18080 accept" in script
+    assert "ip saddr" not in script  # rules key on the bridge, never on a container address
+
+
+def test_allow_all_accepts_and_registers_the_bridge() -> None:
+    policy = _policy("allow-all")
+    script = nft.apply_script(policy, {})  # type: ignore[arg-type]
+    assert f"add rule inet alcatraz p_{project_key(PROJECT_ID)}_fwd accept" in script
+    assert f'"{NETWORK.interface}" : goto p_{project_key(PROJECT_ID)}_fwd' in script
+
+
+def test_proxy_never_redirects_lan_or_itself() -> None:
+    script = nft.project_chains(_policy("proxy-v4"))  # type: ignore[arg-type]
+    nat = [line for line in script.splitlines() if "_nat " in line and "add rule" in line]
+    assert nat[0].endswith("ip daddr 10.213.7.1 return")
+    assert "return" in nat[1] and "192.168.0.0/16" in nat[1]
+    assert nat[-1].endswith("dnat ip to 10.213.7.1:3128")
+    v6 = nft.project_chains(_policy("proxy-v6"))  # type: ignore[arg-type]
+    assert "dnat ip6 to [2001:db8::1]:1080" in v6
+
+
+def test_dispatch_replaces_a_stale_entry_for_the_same_bridge() -> None:
+    script = nft.dispatch_elements(
+        _policy("default"),  # type: ignore[arg-type]
+        {"fwd_dispatch": {NETWORK.interface}},
+    )
+    lines = script.splitlines()
+    assert lines[0] == f'delete element inet alcatraz fwd_dispatch {{ "{NETWORK.interface}" }}'
+    assert not any("delete element inet alcatraz in_dispatch" in line for line in lines)
+
+
+def test_removal_only_touches_what_exists() -> None:
+    key = project_key(PROJECT_ID)
+    assert nft.removal_script(key, ["x"], {}, set()) == ""
+    script = nft.removal_script(
+        key, ["x"], {"in_dispatch": {"x"}}, {f"p_{key}_fwd", f"p_{key}_seen4"}
+    )
+    assert script.splitlines() == [
+        'delete element inet alcatraz in_dispatch { "x" }',
+        f"flush chain inet alcatraz p_{key}_fwd",
+        f"delete chain inet alcatraz p_{key}_fwd",
+        f"delete set inet alcatraz p_{key}_seen4",
+    ]
+
+
+@pytest.mark.parametrize("bad", ['a"b', "a\nb", "a;b", "a\\b"])
+def test_interface_names_cannot_inject(bad: str) -> None:
+    with pytest.raises(ValueError):
+        nft._q(bad)
+
+
+def test_parse_table_reads_dispatch_tags_counters_and_seen() -> None:
+    document = json.loads((GOLDEN / "table.json").read_text())
+    state = parse_table(document)
+    assert state.exists
+    assert state.dispatch["fwd_dispatch"] == {"alca-dfe8ff8eda": "p_dfe8ff8eda_fwd"}
+    assert state.tags["p_dfe8ff8eda_fwd"].startswith("alcatraz dfe8ff8eda ")
+    assert state.counters["p_dfe8ff8eda_in"] == 4
+    assert ("172.17.0.1", 2) in state.seen["p_dfe8ff8eda_seen4"]
+
+
+def test_choose_subnet_avoids_routes_and_other_networks() -> None:
+    first = choose_subnet(PROJECT_ID, [])
+    assert first.subnet_of(POOL4) and first.prefixlen == 24
+    second = choose_subnet(PROJECT_ID, [first])
+    assert second != first and not second.overlaps(first)
+
+
+def test_choose_subnet_refuses_when_the_pool_is_full() -> None:
+    from alcatraz.errors import RefusedError
+
+    with pytest.raises(RefusedError, match="no free"):
+        choose_subnet(PROJECT_ID, [ipaddress.ip_network("10.0.0.0/8")])
+
+
+@given(st.lists(st.integers(min_value=0, max_value=255), max_size=60))
+def test_choose_subnet_never_overlaps_what_is_taken(indices: list[int]) -> None:
+    taken = [ipaddress.IPv4Network(f"10.213.{i}.0/24") for i in indices]
+    chosen = choose_subnet(PROJECT_ID, taken)
+    assert not any(chosen.overlaps(t) for t in taken)
+
+
+def test_project_names_fit_an_interface_name() -> None:
+    assert len(network_name(PROJECT_ID)) <= 15
+    assert project_key(PROJECT_ID) == "0f3a9c1e2b"
