@@ -8,7 +8,6 @@ imports it.
 from __future__ import annotations
 
 import enum
-import json
 
 
 class ExitCode(enum.IntEnum):
@@ -29,6 +28,8 @@ class ExitCode(enum.IntEnum):
 def quote(value: object) -> str:
     """Render a user-supplied value for a message: quoted, control characters escaped."""
     if isinstance(value, str):
+        import json
+
         return json.dumps(value, ensure_ascii=False)
     return repr(value)
 

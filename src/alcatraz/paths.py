@@ -7,30 +7,48 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONFIG_NAME: Final = ".alca.toml"
 
 
-def find_project_root(start: Path) -> Path | None:
+def find_root(start: str) -> str | None:
     """Nearest directory at or above `start` holding a `.alca.toml` that is not a directory.
 
     A directory named `.alca.toml` (or a symlink to one) does not count, as upstream. Any
     other kind of entry does, so that a FIFO or a dangling symlink gets a precise error from
-    the loader rather than "not initialized".
+    the loader rather than "not initialized". Strings only: `alca run` avoids pathlib.
     """
     current = start
     while True:
-        candidate = current / CONFIG_NAME
+        candidate = os.path.join(current, CONFIG_NAME)
         try:
-            if not stat.S_ISDIR(candidate.lstat().st_mode) and not candidate.is_dir():
-                return current  # not a regular file? the loader will say so, clearly
+            if not stat.S_ISDIR(os.lstat(candidate).st_mode) and not os.path.isdir(candidate):
+                return current
         except OSError:
             pass
-        if current.parent == current:
+        parent = os.path.dirname(current)
+        if parent == current:
             return None
-        current = current.parent
+        current = parent
+
+
+def find_project_root(start: Path) -> Path | None:
+    """`find_root` for `Path`s."""
+    found = find_root(str(start))
+    return None if found is None else type(start)(found)
+
+
+def alca_home_str(environ: os._Environ[str] | dict[str, str] | None = None) -> str:
+    """alcatraz's per-user directory as a string (see `alca_home`)."""
+    env = os.environ if environ is None else environ
+    override = env.get("ALCA_HOME")
+    if override:
+        return override
+    return os.path.join(env.get("HOME") or os.path.expanduser("~"), ".alcatraz")
 
 
 def alca_home(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
@@ -38,17 +56,14 @@ def alca_home(environ: os._Environ[str] | dict[str, str] | None = None) -> Path:
 
     It lives outside every project, so nothing inside a sandbox can read or change it.
     """
-    env = os.environ if environ is None else environ
-    override = env.get("ALCA_HOME")
-    if override:
-        return Path(override)
-    home = env.get("HOME") or str(Path.home())
-    return Path(home) / ".alcatraz"
+    from pathlib import Path
+
+    return Path(alca_home_str(environ))
 
 
 def display_path(path: Path, cwd: Path | None = None) -> str:
     """A path as the user should see it: relative when under the current directory."""
-    base = cwd if cwd is not None else Path.cwd()
+    base = cwd if cwd is not None else type(path).cwd()
     try:
         relative = path.relative_to(base)
     except ValueError:

@@ -20,13 +20,15 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STATE_VERSION: Final = 1
 
 
-def project_key(project_root: Path) -> str:
+def project_key(project_root: Path | str) -> str:
     """Stable directory name for a project: a hash of its real path."""
     real = os.path.realpath(project_root)
     return hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24]
@@ -41,12 +43,17 @@ def container_name_for(project_id: str) -> str:
     return "alca-" + project_id[:12]
 
 
-def root_identity(project_root: Path) -> list[int]:
+def state_file(home: str, project_root: str) -> str:
+    """`state.json` of a project, as a string (the `alca run` path avoids pathlib)."""
+    return os.path.join(home, "projects", project_key(project_root), "state.json")
+
+
+def root_identity(project_root: Path | str) -> list[int]:
     info = os.stat(project_root)
     return [info.st_dev, info.st_ino]
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path | str) -> dict[str, Any] | None:
     """A JSON object from `path`, or None when the file does not exist."""
     try:
         with open(path, encoding="utf-8") as handle:

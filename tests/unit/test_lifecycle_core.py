@@ -164,10 +164,11 @@ def test_single_quote_round_trips_through_sh(arg: str) -> None:
 
 
 def test_container_workdir_maps_subdirectories(tmp_path: Path) -> None:
-    root = tmp_path / "p"
+    root = str(tmp_path / "p")
     assert container_workdir("/workspace", root, root) == "/workspace"
-    assert container_workdir("/workspace", root, root / "src" / "pkg") == "/workspace/src/pkg"
-    assert container_workdir("/workspace", root, tmp_path) == "/workspace"
+    assert container_workdir("/workspace", root, root + "/src/pkg") == "/workspace/src/pkg"
+    assert container_workdir("/workspace", root, str(tmp_path)) == "/workspace"
+    assert container_workdir("/workspace", root, root + "x") == "/workspace"  # sibling, not sub
 
 
 def test_build_argv_with_enter_and_override_envs(
@@ -183,10 +184,10 @@ def test_build_argv_with_enter_and_override_envs(
         "enter": ". ~/.profile;",
         "override_envs": {"TERM": "${TERM}", "LANG": "${LANG}", "FIXED": "1"},
     }
-    argv = build_argv(spec, ["echo", "it's"], tmp_path / "sub", tty=False)
+    argv = build_argv(spec, ["echo", "it's"], str(tmp_path / "sub"), tty=False)
     assert argv == [
         "docker", "exec", "-i", "-e", "TERM=xterm", "-e", "FIXED=1",
         "-w", "/workspace/sub", "alca-123", "sh", "-c", ". ~/.profile; 'echo' 'it'\\''s'",
     ]  # fmt: skip
-    direct = build_argv({**spec, "enter": ""}, ["ls", "-la"], tmp_path, tty=True)
+    direct = build_argv({**spec, "enter": ""}, ["ls", "-la"], str(tmp_path), tty=True)
     assert direct[:4] == ["docker", "exec", "-i", "-t"] and direct[-2:] == ["ls", "-la"]

@@ -8,13 +8,19 @@ in `os.execvp`, so the TTY, signals and the exit status belong to the command.
 from __future__ import annotations
 
 import os
+import posixpath
 import sys
-from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
-from alcatraz.errors import AlcaError, NotInitializedError, RefusedError, UsageError
-from alcatraz.paths import alca_home, find_project_root
-from alcatraz.proc import exec_replace
-from alcatraz.state import project_dir, read_json, root_identity, stamps_current
+from alcatraz.errors import (
+    AlcaError,
+    NotInitializedError,
+    RefusedError,
+    UnavailableError,
+    UsageError,
+)
+from alcatraz.paths import alca_home_str, find_root
+from alcatraz.state import read_json, root_identity, stamps_current, state_file
 
 
 def single_quote(arg: str) -> str:
@@ -22,18 +28,16 @@ def single_quote(arg: str) -> str:
     return "'" + arg.replace("'", "'\\''") + "'"
 
 
-def container_workdir(workdir: str, project_root: Path, cwd: Path) -> str:
+def container_workdir(workdir: str, project_root: str, cwd: str) -> str:
     """The container path matching the host subdirectory `alca run` was started from."""
-    try:
-        relative = cwd.relative_to(project_root)
-    except ValueError:
+    root = os.path.join(str(project_root), "")
+    here = str(cwd)
+    if not here.startswith(root):
         return workdir
-    if not relative.parts:
-        return workdir
-    return str(PurePosixPath(workdir, *relative.parts))
+    return posixpath.join(workdir, *here[len(root) :].split(os.sep))
 
 
-def build_argv(spec: dict[str, object], args: list[str], cwd: Path, tty: bool) -> list[str]:
+def build_argv(spec: dict[str, object], args: list[str], cwd: str, tty: bool) -> list[str]:
     enter = str(spec.get("enter") or "")
     if enter:
         command = ["sh", "-c", " ".join([enter, *(single_quote(a) for a in args)])]
@@ -51,7 +55,7 @@ def build_argv(spec: dict[str, object], args: list[str], cwd: Path, tty: bool) -
             value = os.environ.get(value[2:-1], "")
         if value:
             argv += ["-e", f"{name}={value}"]
-    root = Path(str(spec["project_root"]))
+    root = str(spec["project_root"])
     argv += ["-w", container_workdir(str(spec["workdir"]), root, cwd), str(spec["container"])]
     return argv + command
 
@@ -97,17 +101,30 @@ def rules_loaded(isolation: dict[str, object]) -> bool:
     )
 
 
+def exec_replace(argv: list[str]) -> NoReturn:
+    """Become the engine's `exec` (like `alcatraz.proc.exec_replace`, minus its imports)."""
+    if os.environ.get("ALCA_DEBUG", "") not in ("", "0"):
+        import shlex
+
+        sys.stderr.write("→ Executing: " + shlex.join(argv) + "\n")
+        sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)  # noqa: S606 - argv list, no shell
+    except FileNotFoundError:
+        raise UnavailableError(f"{argv[0]} is not installed (not found on PATH)") from None
+
+
 def run(args: list[str]) -> int:
     if not args:
         raise UsageError("alca run: missing command", hint="e.g. alca run make test")
-    cwd = Path.cwd()
-    root = find_project_root(cwd)
+    cwd = os.getcwd()
+    root = find_root(cwd)
     if root is None:
         raise NotInitializedError(
             "configuration not found: run 'alca init' first",
             hint=f"no .alca.toml in {cwd} or any parent directory",
         )
-    data = read_json(project_dir(alca_home(), root) / "state.json") or {}
+    data = read_json(state_file(alca_home_str(), root)) or {}
     spec = data.get("run_spec")
     if not isinstance(spec, dict) or not data.get("snapshot"):
         raise AlcaError("no sandbox for this project: run 'alca up' first")

@@ -1,0 +1,46 @@
+"""`alca run` is the hot path: guard what it imports, in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = {
+    "argparse",
+    "pathlib",
+    "subprocess",
+    "tomllib",
+    "msgspec",
+    "rich",
+    "tomlkit",
+    "dataclasses",
+    "inspect",
+    "re",
+    "shlex",
+}
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = (
+        "import sys, json\n"
+        "before = set(sys.modules)\n"
+        f"{code}\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_run_path_imports_nothing_heavy() -> None:
+    loaded = _modules_after("import alcatraz.cli, alcatraz.cli._fast")
+    top_level = {name.split(".")[0] for name in loaded}
+    assert not (HEAVY & top_level), sorted(HEAVY & top_level)
+    assert len(loaded) < 40, sorted(loaded)
+
+
+def test_version_is_a_literal_not_metadata() -> None:
+    loaded = _modules_after("import alcatraz; alcatraz.__version__")
+    assert "importlib.metadata" not in loaded
