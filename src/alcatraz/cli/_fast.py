@@ -90,10 +90,8 @@ def rules_loaded(isolation: dict[str, object]) -> bool:
     command = isolation.get("nft")
     if not isinstance(command, list) or not key or not interface:
         return False
-    table = ["inet", "alcatraz"]
-    argv = [str(c) for c in command]
-    argv += ["list", "map", *table, "fwd_dispatch", ";", "list", "map", *table, "in_dispatch"]
-    code, out = _output(argv)
+    # One nft call (nft 1.0.6 cannot run two `list map` commands in one invocation).
+    code, out = _output([*(str(c) for c in command), "list", "maps", "inet"])
     return (
         code == 0
         and f'"{interface}" : goto p_{key}_fwd' in out
