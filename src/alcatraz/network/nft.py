@@ -133,6 +133,7 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
     if proxy_match:
         lines.append(f"add rule {T} {fwd} {proxy_match} accept")
     lines += [
+        f"add rule {T} {fwd} ip6 daddr ff02::/16 meta l4proto ipv6-icmp drop",
         f"add rule {T} {fwd} ip daddr {_set(BLOCKED4)} update @{seen4} {{ ip daddr }} counter drop",
         f"add rule {T} {fwd} ip6 daddr {_set(BLOCKED6)} update @{seen6} {{ ip6 daddr }} counter drop",
     ]
@@ -146,6 +147,8 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
     if proxy_match:
         lines.append(f"add rule {T} {inp} {proxy_match} accept")
     lines += [
+        # The kernel's own IPv6 neighbour/router discovery: dropped, but not an "attempt".
+        f"add rule {T} {inp} ip6 daddr ff02::/16 meta l4proto ipv6-icmp drop",
         f"add rule {T} {inp} meta nfproto ipv4 update @{seen4} {{ ip daddr }} counter drop",
         f"add rule {T} {inp} meta nfproto ipv6 update @{seen6} {{ ip6 daddr }} counter drop",
         f"add rule {T} {inp} counter drop",
