@@ -171,23 +171,11 @@ def _protected_config_mounts(config: Config) -> list[BindMount]:
     return mounts
 
 
-def check_promises(config: Config) -> None:
-    """Refuse what this version cannot enforce, instead of running unprotected."""
-    synced = [m for m in config.all_mounts if m.exclude]
-    if synced:
-        raise RefusedError(
-            "hiding files from the sandbox (workdir_exclude / mount exclude) needs file sync, "
-            "which this version of alca does not provide yet; the files would be visible",
-            hint="remove workdir_exclude and the mounts' exclude lists, or move secrets out of "
-            "the project directory",
-        )
-
-
 def container_spec(
     config: Config, app: App, project_id: str, name: str, network: str | None = None
 ) -> ContainerSpec:
-    mounts = [BindMount(str(config.project_root), config.workdir)]
-    mounts += [BindMount(m.source, m.target, m.readonly) for m in config.mounts]
+    # Mounts with exclude patterns are synced (alcatraz.filesync), never bind-mounted.
+    mounts = [BindMount(m.source, m.target, m.readonly) for m in config.all_mounts if not m.exclude]
     mounts += _protected_config_mounts(config)
     return ContainerSpec(
         name=name,

@@ -112,6 +112,29 @@ def exec_replace(argv: list[str]) -> NoReturn:
         raise UnavailableError(f"{argv[0]} is not installed (not found on PATH)") from None
 
 
+def _conflict_banner(state_path: str) -> None:
+    """Warn (stderr) about sync conflicts known from the last poll; never blocks the command."""
+    try:
+        cache = read_json(os.path.join(os.path.dirname(state_path), "sync-conflicts.json"))
+    except (OSError, ValueError):
+        return
+    if not cache:
+        return
+    conflicts = cache.get("conflicts") or []
+    total = len(conflicts) + int(cache.get("unlisted") or 0)
+    if total == 0:
+        return
+    noun = "conflict needs" if total == 1 else "conflicts need"
+    lines = [f"⚠ {total} sync {noun} attention:"]
+    for conflict in conflicts[:3]:
+        path = str(conflict.get("path", "")).encode("unicode_escape").decode()
+        lines.append(f"  {path}")
+    if total > 3:
+        lines.append(f"  ...and {total - 3} more")
+    lines.append("Run 'alca experimental sync resolve' to resolve.")
+    sys.stderr.write("\n".join(lines) + "\n")
+
+
 def run(args: list[str]) -> int:
     if not args:
         raise UsageError("alca run: missing command", hint="e.g. alca run make test")
@@ -138,6 +161,7 @@ def run(args: list[str]) -> int:
             hint="run 'alca up' to restore them (they may have been flushed, or the machine "
             "rebooted without the network helper installed)",
         )
+    _conflict_banner(state_file(alca_home_str(), root))
     if not stamps_current(spec.get("stamps", [])):
         sys.stderr.write(
             "Note: the configuration changed since the last 'alca up'; run 'alca up' to apply it.\n"

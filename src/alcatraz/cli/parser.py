@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Manage the network isolation helper (install|uninstall|status)",
     ),
     "config": ("alcatraz.commands.config", "Show the effective configuration or its schema"),
+    "experimental": ("alcatraz.commands.experimental", "Experimental: sync check|resolve"),
 }
 
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alcatraz import state
 from alcatraz.app import App
+
+if TYPE_CHECKING:
+    from alcatraz.runtime.base import Runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import isolation, sandbox
+    from alcatraz import filesync, isolation, sandbox
     from alcatraz.runtime.detect import resolve_runtime
 
     root = sandbox.locate(app)
@@ -38,6 +43,9 @@ def main(args: argparse.Namespace, app: App) -> int:
         runtime, _ = resolve_runtime(configured, runner=app.runner, environ=app.environ)
         app.step(f"Using runtime: {runtime.name}")
         info = sandbox.find_container(runtime, project)
+        project_id = str(project.project_id)
+        if info is not None and config is not None and filesync.needs_sync(config):
+            _guard_conflicts(app, runtime, project_id, project.state_dir, force=args.force)
         approved = config is not None and sandbox.is_approved(config, project)
         if config is not None and config.pre_down:
             if approved:
@@ -47,6 +55,7 @@ def main(args: argparse.Namespace, app: App) -> int:
             else:
                 app.warn("pre_down hook skipped: the configuration is not approved")
         app.step("Stopping container...")
+        filesync.stop(app, runtime, project_id)
         if info is not None:
             runtime.remove(info.name)
         # Only now that the container is gone: its rules, then its network.
@@ -54,3 +63,27 @@ def main(args: argparse.Namespace, app: App) -> int:
         sandbox.save_state(project, setup_done=False, snapshot=None, isolation=None)
     app.done("Container stopped")
     return 0
+
+
+def _guard_conflicts(
+    app: App, runtime: Runtime, project_id: str, state_dir: Path, *, force: bool
+) -> None:
+    """Removing the container would destroy its side of unresolved conflicts."""
+    from alcatraz import filesync
+    from alcatraz.errors import AlcaError
+    from alcatraz.sync.conflicts import banner
+
+    if force:
+        app.stderr.write(
+            "Warning: --force used, skipping sync conflict check. Conflicts may become "
+            "unresolvable after container is destroyed.\n"
+        )
+        return
+    conflicts, _ = filesync.poll_conflicts(app, runtime, project_id, state_dir)
+    if conflicts:
+        app.stderr.write(banner(conflicts) + "\n")
+        raise AlcaError(
+            "resolve sync conflicts before stopping the container, or use --force to skip "
+            "this check: sync conflicts",
+            hint="alca experimental sync resolve",
+        )

@@ -60,6 +60,22 @@ def _collect(app: App) -> dict[str, Any]:
         "image": info.image,
         "started_at": info.started_at,
     }
+    from alcatraz import filesync
+
+    if filesync.needs_sync(config) and info.state is ContainerState.RUNNING:
+        try:
+            conflicts, sessions = filesync.poll_conflicts(
+                app, runtime, project.project_id, project.state_dir
+            )
+            report["sync"] = {
+                "sessions": filesync.describe_sessions(sessions),
+                "conflicts": [
+                    {"path": c.path, "mount": c.mount_index, "description": c.describe()}
+                    for c in conflicts
+                ],
+            }
+        except AlcaError as error:
+            report["sync"] = {"error": error.message}
     report["drift"] = drift.compare(
         project.state.get("snapshot") or {},
         drift.snapshot(config),
@@ -67,6 +83,36 @@ def _collect(app: App) -> dict[str, Any]:
         new_engine=runtime.name,
     )
     return report
+
+
+def _sync_lines(app: App, sync: dict[str, Any]) -> None:
+    if "error" in sync:
+        app.out(f"File sync: unknown ({sync['error']})")
+        app.out()
+        return
+    sessions = sync.get("sessions", [])
+    healthy = sum(1 for s in sessions if s["healthy"])
+    conflicts = sync.get("conflicts", [])
+    app.out(
+        f"File sync: {healthy}/{len(sessions)} session(s) healthy, "
+        f"{len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''}"
+    )
+    for session in sessions:
+        state = "ok" if session["healthy"] else "PROBLEM"
+        app.out(f"  - mount {session['mount']}: {session['summary']} [{state}]")
+    if conflicts:
+        from alcatraz.sync.conflicts import Conflict, banner
+
+        app.stderr.write(
+            banner(
+                [
+                    Conflict("", c["mount"], c["path"], c["description"], c["description"])
+                    for c in conflicts
+                ]
+            )
+            + "\n"
+        )
+    app.out()
 
 
 def _isolation_line(isolation: dict[str, Any]) -> str:
@@ -126,6 +172,8 @@ def main(args: argparse.Namespace, app: App) -> int:
         app.out(f"  Image: {container['image']}")
         app.out(f"  Started: {container['started_at']}")
         app.out()
+        if "sync" in report:
+            _sync_lines(app, report["sync"])
         if report.get("drift"):
             app.out("Configuration has changed since last container creation:")
             for line in report["drift"]:

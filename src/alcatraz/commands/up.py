@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import isolation, sandbox
+    from alcatraz import filesync, isolation, sandbox
     from alcatraz.network.plan import network_name
     from alcatraz.runtime.detect import resolve_runtime
 
@@ -34,10 +34,10 @@ def main(args: argparse.Namespace, app: App) -> int:
     with state.project_lock(project.state_dir):
         project = sandbox.open_project(app, root)  # re-read under the lock
         sandbox.require_approval(app, config, project, assume_yes=args.yes)
-        sandbox.check_promises(config)
         app.step("Detecting runtime...")
         runtime, _reason = resolve_runtime(config.runtime, runner=app.runner, environ=app.environ)
         app.step(f"Detected runtime: {runtime.name}")
+        filesync.check_possible(app, runtime, config)
         chosen = runtime
 
         project_id = project.project_id or sandbox.new_project_id()
@@ -82,6 +82,7 @@ def main(args: argparse.Namespace, app: App) -> int:
                     if runtime is not chosen:
                         app.step(f"Runtime changed: {runtime.name} → {chosen.name}")
                     app.step("Removing existing container for rebuild...")
+                    filesync.stop(app, runtime, project_id)
                     runtime.remove(name)
                     sandbox.save_state(project, setup_done=False, snapshot=None)
                     runtime, info = chosen, None
@@ -117,6 +118,8 @@ def main(args: argparse.Namespace, app: App) -> int:
             app.step(f"Starting stopped container: {name}")
             runtime.start(name)
             app.step("Container started")
+        filesync.prepare_container_paths(runtime, name, config)
+        filesync.start(app, runtime, config, project_id, name)
         sandbox.run_setup(app, runtime, config, project, name)
         sandbox.save_state(
             project, run_spec=sandbox.run_spec(config, runtime, name, guard.record())
