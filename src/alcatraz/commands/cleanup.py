@@ -83,6 +83,7 @@ def _select(app: App, count: int) -> list[int] | None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
+    from alcatraz import filesync
     from alcatraz.errors import AlcaError
     from alcatraz.runtime.detect import resolve_runtime
 
@@ -120,6 +121,9 @@ def main(args: argparse.Namespace, app: App) -> int:
         info = orphans[index][0]
         app.stdout.write(f"→ Removing {info.name}... ")
         try:
+            project_id = info.labels.get(LABEL_PROJECT_ID)
+            if project_id:
+                filesync.stop(app, runtime, project_id)
             runtime.remove(info.name)
         except AlcaError as error:
             app.out(f"failed: {error.message}")
