@@ -55,6 +55,17 @@ class Isolation:
         }
 
 
+def policy_for(project_id: str, network: ProjectNetwork, config: Config) -> Policy:
+    """The policy `config` asks for on `network`, tokens resolved to its gateway."""
+    return make_policy(
+        project_id,
+        network,
+        allow_all=config.allow_all_lan,
+        rules=config.lan_rules,
+        proxy=config.proxy,
+    )
+
+
 def needs_firewall(config: Config) -> bool:
     return not config.allow_all_lan or config.proxy is not None
 
@@ -191,13 +202,7 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
         for line in helper.install():
             app.step(line)
     network = ensure_network(app, runtime, project_id, str(config.project_root))
-    policy = make_policy(
-        project_id,
-        network,
-        allow_all=config.allow_all_lan,
-        rules=config.lan_rules,
-        proxy=config.proxy,
-    )
+    policy = policy_for(project_id, network, config)
     isolation = Isolation(network, policy, fw)
     if fw is not None:
         if not fw.verify(policy):
@@ -269,13 +274,7 @@ def report(
         ipaddress.IPv4Network(str(record["subnet"])),
         ipaddress.IPv4Address(str(record["gateway"])),
     )
-    policy = make_policy(
-        project_id,
-        network,
-        allow_all=config.allow_all_lan,
-        rules=config.lan_rules,
-        proxy=config.proxy,
-    )
+    policy = policy_for(project_id, network, config)
     fwd, inp, _ = nft.chain_names(policy.key)
     seen4, seen6 = nft.seen_sets(policy.key)
     if fw.verify(policy, table):
