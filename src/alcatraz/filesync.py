@@ -130,6 +130,9 @@ def start(app: App, runtime: Runtime, config: Config, project_id: str, container
         wanted.add(name)
         session = existing.get(name)
         if session is not None and _matches(session, synced) and not session.halted:
+            if not session.connected:
+                # After a container restart Mutagen would wait up to 15 s to reconnect.
+                mutagen.resume(name)
             continue
         app.step(f"Setting up file sync for {synced.mount.source} -> {synced.mount.target}")
         mutagen.create(
@@ -147,6 +150,11 @@ def start(app: App, runtime: Runtime, config: Config, project_id: str, container
         mutagen.terminate(*stale)
     app.step("Waiting for file sync to complete...")
     mutagen.flush_all(label_selector=project_selector(project_id))
+
+
+def forget_conflicts(state_dir: Path) -> None:
+    """The container is gone: its conflicts went with it."""
+    (state_dir / CONFLICT_CACHE).unlink(missing_ok=True)
 
 
 def _matches(session: Session, synced: SyncedMount) -> bool:

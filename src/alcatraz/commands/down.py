@@ -56,6 +56,7 @@ def main(args: argparse.Namespace, app: App) -> int:
                 app.warn("pre_down hook skipped: the configuration is not approved")
         app.step("Stopping container...")
         filesync.stop(app, runtime, project_id)
+        filesync.forget_conflicts(project.state_dir)
         if info is not None:
             runtime.remove(info.name)
         # Only now that the container is gone: its rules, then its network.

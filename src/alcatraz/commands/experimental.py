@@ -132,6 +132,7 @@ def _resolve(
         app.stdout.flush()
         line = app.stdin.readline()
         if not line:
+            filesync.poll_conflicts(app, runtime, project_id, state_dir)
             app.out(f"Aborted. {resolved} resolved, {skipped} skipped.")
             return 1
         choice = line.strip()
@@ -164,5 +165,6 @@ def _resolve(
             if winner == "local"
             else "  Resolved: container overwrites local"
         )
+    filesync.poll_conflicts(app, runtime, project_id, state_dir)  # refresh run's banner
     app.out(f"Done: {resolved} resolved, {skipped} skipped.")
     return 0

@@ -70,7 +70,13 @@ def _collect(app: App) -> dict[str, Any]:
             report["sync"] = {
                 "sessions": filesync.describe_sessions(sessions),
                 "conflicts": [
-                    {"path": c.path, "mount": c.mount_index, "description": c.describe()}
+                    {
+                        "path": c.path,
+                        "mount": c.mount_index,
+                        "local": c.local_state,
+                        "container": c.container_state,
+                        "description": c.describe(),
+                    }
                     for c in conflicts
                 ],
             }
@@ -105,10 +111,7 @@ def _sync_lines(app: App, sync: dict[str, Any]) -> None:
 
         app.stderr.write(
             banner(
-                [
-                    Conflict("", c["mount"], c["path"], c["description"], c["description"])
-                    for c in conflicts
-                ]
+                [Conflict("", c["mount"], c["path"], c["local"], c["container"]) for c in conflicts]
             )
             + "\n"
         )

@@ -83,7 +83,12 @@ def main(args: argparse.Namespace, app: App) -> int:
                         app.step(f"Runtime changed: {runtime.name} → {chosen.name}")
                     app.step("Removing existing container for rebuild...")
                     filesync.stop(app, runtime, project_id)
+                    filesync.forget_conflicts(project.state_dir)
                     runtime.remove(name)
+                    if runtime is not chosen:
+                        # The old engine's network and rules go with its container.
+                        isolation.teardown(app, runtime, project.state.get("isolation"))
+                        sandbox.save_state(project, isolation=None)
                     sandbox.save_state(project, setup_done=False, snapshot=None)
                     runtime, info = chosen, None
                 else:
@@ -120,6 +125,8 @@ def main(args: argparse.Namespace, app: App) -> int:
             app.step("Container started")
         filesync.prepare_container_paths(runtime, name, config)
         filesync.start(app, runtime, config, project_id, name)
+        if filesync.needs_sync(config):
+            filesync.poll_conflicts(app, runtime, project_id, project.state_dir)
         sandbox.run_setup(app, runtime, config, project, name)
         sandbox.save_state(
             project, run_spec=sandbox.run_spec(config, runtime, name, guard.record())
