@@ -24,7 +24,6 @@ from alcatraz.network.plan import (
     choose_subnet,
     make_policy,
     network_name,
-    project_key,
 )
 from alcatraz.runtime.base import LABEL_PROJECT_ID, LABEL_PROJECT_PATH, Runtime
 
@@ -237,10 +236,6 @@ def teardown(app: App, runtime: Runtime, record: dict[str, Any] | None) -> None:
     name = str(record.get("network") or "")
     if name:
         runtime.network_remove(name)
-
-
-def check_keys(project_id: str, record: dict[str, Any]) -> bool:
-    return record.get("key") == project_key(project_id)
 
 
 def report(

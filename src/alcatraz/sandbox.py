@@ -11,7 +11,6 @@ Ordering rules that matter for safety:
 
 from __future__ import annotations
 
-import os
 import shlex
 import time
 import uuid
@@ -247,10 +246,6 @@ def now() -> str:
 
 def new_project_id() -> str:
     return str(uuid.uuid4())
-
-
-def same_owner(path: Path) -> bool:
-    return path.stat().st_uid == os.getuid()
 
 
 def is_approved(config: Config, project: Project) -> bool:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from alcatraz.config.netgrammar import (
-    AlcaToken,
     LanRule,
     ProxyAddress,
     resolve_proxy,
@@ -122,9 +121,3 @@ def make_policy(
     resolved = tuple(resolve_tokens(rule, values) for rule in rules)
     resolved_proxy = resolve_proxy(proxy, values) if proxy is not None else None
     return Policy(project_key(project_id), network, allow_all, resolved, resolved_proxy)
-
-
-def uses_token(rules: Iterable[LanRule], proxy: ProxyAddress | None) -> bool:
-    return any(isinstance(r.address, AlcaToken) for r in rules) or (
-        proxy is not None and isinstance(proxy.host, AlcaToken)
-    )
