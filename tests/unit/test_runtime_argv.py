@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import ipaddress
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -702,6 +703,22 @@ def test_docker_rootless_unreadable_fails_closed(out: str) -> None:
         docker(runner).is_rootless()
 
 
+@pytest.fixture
+def not_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Podman run by root is rootful without asking; these tests exercise the probe."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+
+
+def test_podman_as_root_is_rootful_without_a_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.delenv("CONTAINER_HOST", raising=False)
+    monkeypatch.delenv("CONTAINER_CONNECTION", raising=False)
+    runner = FakeRunner()
+    assert podman(runner).is_rootless() is False
+    assert runner.calls == []
+
+
+@pytest.mark.usefixtures("not_root")
 @pytest.mark.parametrize("make", [docker, podman])
 def test_rootless_probe_failure_fails_closed(make: Make) -> None:
     runner = FakeRunner().on(make().executable, "info", rc=1, err="boom")
@@ -710,12 +727,14 @@ def test_rootless_probe_failure_fails_closed(make: Make) -> None:
 
 
 @pytest.mark.parametrize(("out", "rootless"), [("true\n", True), ("false\n", False)])
+@pytest.mark.usefixtures("not_root")
 def test_podman_rootless(out: str, rootless: bool) -> None:
     runner = FakeRunner().on("podman", "info", out=out)
     assert podman(runner).is_rootless() is rootless
     assert runner.calls == [("podman", "info", "--format", "{{.Host.Security.Rootless}}")]
 
 
+@pytest.mark.usefixtures("not_root")
 def test_podman_rootless_unreadable_fails_closed() -> None:
     runner = FakeRunner().on("podman", "info", out="<no value>\n")
     with pytest.raises(AlcaError, match="rootless"):

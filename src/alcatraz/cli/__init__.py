@@ -6,7 +6,6 @@ module is imported on dispatch, and `alca run` takes a stdlib-only path.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -48,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `alca list | head`): not an error worth a traceback.
+        import contextlib
+
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return ExitCode.OK

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING
 
 from alcatraz.errors import (
     AlcaError,
@@ -21,6 +21,9 @@ from alcatraz.errors import (
 )
 from alcatraz.paths import alca_home_str, find_root
 from alcatraz.state import read_json, root_identity, stamps_current, state_file
+
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def single_quote(arg: str) -> str:
@@ -90,13 +93,12 @@ def rules_loaded(isolation: dict[str, object]) -> bool:
     command = isolation.get("nft")
     if not isinstance(command, list) or not key or not interface:
         return False
-    # One nft call (nft 1.0.6 cannot run two `list map` commands in one invocation).
-    code, out = _output([*(str(c) for c in command), "list", "maps", "inet"])
-    return (
-        code == 0
-        and f'"{interface}" : goto p_{key}_fwd' in out
-        and f'"{interface}" : goto p_{key}_in' in out
+    # One map, one nft call: constant time however many projects are loaded (listing every
+    # map grows with them). The LAN block lives in the forward chain this map dispatches to.
+    code, out = _output(
+        [*(str(c) for c in command), "list", "map", "inet", "alcatraz", "fwd_dispatch"]
     )
+    return code == 0 and f'"{interface}" : goto p_{key}_fwd' in out
 
 
 def exec_replace(argv: list[str]) -> NoReturn:

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "config": ("alcatraz.commands.config", "Show the effective configuration or its schema"),
     "experimental": ("alcatraz.commands.experimental", "Experimental: sync check|resolve"),
+    "doctor": ("alcatraz.commands.doctor", "Check engines, nftables, Mutagen and the config"),
+    "completion": ("alcatraz.commands.completion", "Print a shell completion script"),
 }
 
 

@@ -4,7 +4,9 @@ Three flows, all in the current directory:
 - `alca init [-t NAME]` writes `.alca.toml` from a template (menu on a terminal; without one
   `--template` is required, so scripts never hang) and adds alcatraz's lines to `.gitignore`;
 - `alca init git+URL[#[commit]:[dir]]` copies preset files (`alcatraz.config.presets`);
-- `alca init --update` refreshes the presets copied earlier.
+- `alca init --update` refreshes the presets copied earlier;
+- `alca init --agent NAME` writes the `agent` template with one agent preset added
+  (`alcatraz.config.agents`: install step, its config mounts, its API keys by name).
 
 An existing `.alca.toml` is never touched: the check and the creation are one atomic step.
 """
@@ -38,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="template to start from: " + ", ".join(templates.template_names()),
     )
     parser.add_argument(
+        "-a",
+        "--agent",
+        metavar="AGENT",
+        help="start from the agent template with this agent set up (claude, codex, gemini, "
+        "aider, opencode; see docs/agents.md)",
+    )
+    parser.add_argument(
         "--update",
         action="store_true",
         help="update previously downloaded preset files to their repository's newest commit",
@@ -47,6 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace, app: App) -> int:
     template: str | None = args.template
     source: str | None = args.source
+    agent: str | None = args.agent
+    if agent is not None:
+        if args.update or source is not None:
+            raise UsageError("cannot use --agent with --update or a preset URL")
+        if template not in (None, "agent"):
+            raise UsageError(
+                "--agent builds on the agent template; it cannot be combined with "
+                f"--template {quote(template)}"
+            )
+        return init_from_agent(app, agent)
     if args.update:
         if template is not None:
             raise UsageError("cannot use --template with --update")
@@ -90,7 +109,30 @@ def init_from_template(app: App, name: str | None) -> int:
         raise _already_exists(config_path)
     if name is None:
         name = _choose_template(app)
-    text = templates.render(templates.TEMPLATES[name], schema_line=_schema_line(app))
+    _write_config(app, config_path, templates.TEMPLATES[name])
+    return ExitCode.OK
+
+
+def init_from_agent(app: App, agent: str) -> int:
+    """Write `.alca.toml` for one agent; host paths missing now are left commented out."""
+    from alcatraz.config import agents
+
+    preset = agents.load_preset(agent)
+    config_path = Path(os.path.abspath(app.cwd)) / CONFIG_NAME
+    if os.path.lexists(config_path):
+        raise _already_exists(config_path)
+    template, missing = agents.template_for(preset, app.environ)
+    _write_config(app, config_path, template)
+    for source in missing:
+        app.info(f"Note: {source} does not exist yet, so its mount is commented out in the file.")
+    app.info(f"Start the agent with: {preset.unrestricted}")
+    return ExitCode.OK
+
+
+def _write_config(app: App, config_path: Path, template: templates.Template) -> None:
+    """Create the file atomically (never over an existing one), then update .gitignore."""
+    directory = config_path.parent
+    text = templates.render(template, schema_line=_schema_line(app))
     from alcatraz.config.presets import write_text_atomic
 
     try:
@@ -111,7 +153,6 @@ def init_from_template(app: App, name: str | None) -> int:
         )
     app.done(f"Created {config_path}")
     app.info("Edit this file to customize your container settings.")
-    return ExitCode.OK
 
 
 def _already_exists(path: Path) -> AlcaError:

@@ -58,6 +58,8 @@ class Template:
     mounts: tuple[str, ...] = ()
     mounts_comment: tuple[str, ...] = ()
     envs: tuple[tuple[str, str], ...] = (("IS_SANDBOX", "1"),)
+    mount_lines: tuple[str, ...] = ()  # raw TOML lines (entries, comments) after `mounts`
+    env_lines: tuple[str, ...] = ()  # raw TOML lines after `envs`
 
 
 _RUN_NOTE: Final = "`alca run CMD` runs this, then CMD on the line after it"
@@ -309,7 +311,12 @@ def render(template: Template, *, schema_line: str) -> str:
         "# Local overrides (.alca.local.toml, git-ignored) and presets (.alca.<name>.toml)\n"
         f"includes = {_array(template.includes)}\n"
     )
-    if template.mounts:
+    if template.mount_lines:
+        parts.append("\n" + _comments(template.mounts_comment))
+        entries = [f"  {toml_string(m)},\n" for m in template.mounts]
+        entries += [f"  {line}\n" for line in template.mount_lines]
+        parts.append("mounts = [\n" + "".join(entries) + "]\n")
+    elif template.mounts:
         parts.append("\n" + _comments(template.mounts_comment))
         parts.append(f"mounts = {_array(template.mounts)}\n")
     parts.append("\n[commands]\n")
@@ -317,7 +324,8 @@ def render(template: Template, *, schema_line: str) -> str:
     if template.enter_comment:
         parts.append(_comments(template.enter_comment))
     parts.append(f"enter = {toml_multiline(template.enter)}\n")
-    if template.envs:
+    if template.envs or template.env_lines:
         parts.append("\n[envs]\n")
         parts.extend(f"{toml_key(k)} = {toml_string(v)}\n" for k, v in template.envs)
+        parts.extend(f"{line}\n" for line in template.env_lines)
     return "".join(parts)
