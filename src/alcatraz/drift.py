@@ -25,7 +25,8 @@ def snapshot(config: Config) -> dict[str, Any]:
         "commands_up": config.up.command if config.up else "",
         "memory": config.memory or "",
         "cpus": config.cpus or 0,
-        "mounts": [[m.source, m.target, m.readonly, list(m.exclude)] for m in config.all_mounts],
+        # The project mount is covered by the Workdir and Workdir exclude lines.
+        "mounts": [[m.source, m.target, m.readonly, list(m.exclude)] for m in config.mounts],
         "envs": {name: env.value for name, env in sorted(config.envs.items())},
         "caps": {"drop": list(config.caps.drop), "add": list(config.caps.add)},
         "ports": [render_port(p) for p in config.ports],
@@ -54,7 +55,7 @@ def compare(
     lines: list[str] = []
     if old_engine and new_engine and old_engine != new_engine:
         lines.append(f"Runtime: {_arrow(old_engine, new_engine)}")
-    if old.get("runtime") != new.get("runtime"):
+    if old.get("runtime") != new.get("runtime") and not lines:
         lines.append(f"Runtime setting: {_arrow(old.get('runtime'), new.get('runtime'))}")
     if old.get("image") != new.get("image"):
         lines.append(f"Image: {_arrow(old.get('image'), new.get('image'))}")

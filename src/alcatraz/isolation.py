@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from alcatraz import state
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
@@ -25,7 +26,7 @@ from alcatraz.network.plan import (
     make_policy,
     network_name,
 )
-from alcatraz.runtime.base import LABEL_PROJECT_ID, LABEL_PROJECT_PATH, Runtime
+from alcatraz.runtime.base import LABEL_OWNER, LABEL_PROJECT_ID, LABEL_PROJECT_PATH, Runtime
 
 
 @dataclass
@@ -168,7 +169,11 @@ def ensure_network(app: App, runtime: Runtime, project_id: str, root: str) -> Pr
         subnet=str(subnet),
         gateway=str(gateway),
         interface=name,
-        labels={LABEL_PROJECT_ID: project_id, LABEL_PROJECT_PATH: root},
+        labels={
+            LABEL_PROJECT_ID: project_id,
+            LABEL_PROJECT_PATH: root,
+            LABEL_OWNER: state.owner_label(str(app.home)),
+        },
     )
     return _network_from_info(name, info)
 

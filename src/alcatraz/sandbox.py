@@ -25,6 +25,7 @@ from alcatraz.config.load import Config, load_config
 from alcatraz.errors import AlcaError, NotInitializedError, RefusedError
 from alcatraz.paths import CONFIG_NAME, display_path, find_project_root
 from alcatraz.runtime.base import (
+    LABEL_OWNER,
     LABEL_PROJECT_ID,
     LABEL_PROJECT_PATH,
     LABEL_VERSION,
@@ -43,11 +44,17 @@ class Project:
     root: Path
     state_dir: Path
     state: dict[str, Any]
+    replaced: bool = False  # the directory is not the one the sandbox was created for
 
     @property
     def project_id(self) -> str | None:
         value = self.state.get("project_id")
         return value if isinstance(value, str) else None
+
+
+def owner_label(app: App) -> str:
+    """Identifies this alcatraz home (and user) on a shared engine."""
+    return state.owner_label(str(app.home))
 
 
 def locate(app: App) -> Path:
@@ -60,12 +67,18 @@ def locate(app: App) -> Path:
     return root
 
 
-def open_project(app: App, root: Path) -> Project:
-    """Load the per-user state of `root`, noticing a directory that is not the original."""
+def open_project(app: App, root: Path, *, allow_replaced: bool = False) -> Project:
+    """Load the per-user state of `root`, noticing a directory that is not the original.
+
+    With `allow_replaced` (for `down` and `status`), a replaced directory is reported through
+    `Project.replaced` instead of refused, so the old sandbox can be cleared.
+    """
     directory = state.project_dir(app.home, root)
     data = state.read_json(directory / "state.json") or {}
     identity = data.get("root_identity")
     if identity and identity != state.root_identity(root):
+        if allow_replaced:
+            return Project(root=root, state_dir=directory, state=data, replaced=True)
         raise RefusedError(
             f"the directory {root} is not the one its sandbox was created for "
             "(it was replaced, moved here, or copied over)",
@@ -184,6 +197,7 @@ def container_spec(
             LABEL_PROJECT_ID: project_id,
             LABEL_PROJECT_PATH: str(config.project_root),
             LABEL_VERSION: LABEL_VERSION_VALUE,
+            LABEL_OWNER: owner_label(app),
         },
         mounts=mounts,
         env=_host_env(config, app),
@@ -246,6 +260,12 @@ def now() -> str:
 
 def new_project_id() -> str:
     return str(uuid.uuid4())
+
+
+def forget(project: Project) -> None:
+    """Drop the project's state and approval (its directory was replaced by another)."""
+    for name in ("state.json", trust.APPROVAL_FILE, "sync-conflicts.json"):
+        (project.state_dir / name).unlink(missing_ok=True)
 
 
 def is_approved(config: Config, project: Project) -> bool:

@@ -38,6 +38,12 @@ def project_dir(home: Path, project_root: Path) -> Path:
     return home / "projects" / project_key(project_root)
 
 
+def owner_label(home: str) -> str:
+    """Identifies an alcatraz home (and its user) on an engine shared by several."""
+    real = os.path.realpath(home)
+    return hashlib.sha256(f"{os.getuid()}:{real}".encode()).hexdigest()[:16]
+
+
 def container_name_for(project_id: str) -> str:
     """`alca-` + the first 12 characters of the id, as upstream."""
     return "alca-" + project_id[:12]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from alcatraz.app import App
-from alcatraz.runtime.base import LABEL_PROJECT_ID, LABEL_PROJECT_PATH, ContainerInfo, Runtime
+from alcatraz.runtime.base import (
+    LABEL_OWNER,
+    LABEL_PROJECT_ID,
+    LABEL_PROJECT_PATH,
+    ContainerInfo,
+    NetworkInfo,
+    Runtime,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,43 +89,74 @@ def _select(app: App, count: int) -> list[int] | None:
     return sorted(set(chosen))
 
 
-def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import filesync
+def _runtimes(app: App) -> list[Runtime]:
+    """Every engine that answers (ALCA_RUNTIME narrows it to one): orphans may be anywhere."""
     from alcatraz.errors import AlcaError
     from alcatraz.runtime.detect import resolve_runtime
 
-    runtime, _ = resolve_runtime("auto", runner=app.runner, environ=app.environ)
-    orphans = [
-        (info, reason)
-        for info in runtime.list_by_label(LABEL_PROJECT_ID)
-        if (reason := orphan_reason(info, app.home)) is not None
-    ]
-    if not orphans:
-        _sweep_networks(app, runtime)
+    chosen = app.environ.get("ALCA_RUNTIME")
+    names = [chosen] if chosen in ("docker", "podman") else ["docker", "podman"]
+    found: list[Runtime] = []
+    for name in names:
+        try:
+            runtime, _ = resolve_runtime(name, runner=app.runner, environ=app.environ)
+        except AlcaError:
+            continue
+        found.append(runtime)
+    if not found:
+        from alcatraz.errors import UnavailableError
+
+        raise UnavailableError("no container engine answers", hint="start Docker or Podman")
+    return found
+
+
+def main(args: argparse.Namespace, app: App) -> int:
+    from alcatraz import filesync
+    from alcatraz.errors import AlcaError
+    from alcatraz.sandbox import owner_label
+
+    owner = owner_label(app)
+    orphans: list[tuple[Runtime, ContainerInfo, str]] = []
+    networks: list[tuple[Runtime, NetworkInfo, str]] = []
+    for runtime in _runtimes(app):
+        for info in runtime.list_by_label(f"{LABEL_OWNER}={owner}"):
+            reason = orphan_reason(info, app.home)
+            if reason is not None:
+                orphans.append((runtime, info, reason))
+        networks += _orphan_networks(runtime, owner, app.home, [o[1] for o in orphans])
+    if not orphans and not networks:
         return 0
-    app.out(f"Found {len(orphans)} orphan container(s):")
-    for i, (info, reason) in enumerate(orphans, 1):
-        app.out(f"  [{i}] {info.name}")
-        app.out(f"      Path: {info.labels.get(LABEL_PROJECT_PATH) or '(unknown)'}")
-        app.out(f"      Reason: {reason}")
-    app.out()
+    if orphans:
+        app.out(f"Found {len(orphans)} orphan container(s):")
+        for i, (runtime, info, reason) in enumerate(orphans, 1):
+            app.out(f"  [{i}] {info.name} ({runtime.name})")
+            app.out(f"      Path: {info.labels.get(LABEL_PROJECT_PATH) or '(unknown)'}")
+            app.out(f"      Reason: {reason}")
+        app.out()
+    leftover = [n for n in networks if n[1].name not in _networks_of(o[1] for o in orphans)]
+    if leftover:
+        app.out(f"Found {len(leftover)} orphan network(s) without a container:")
+        for runtime, network, reason in leftover:
+            app.out(f"  - {network.name} ({runtime.name}): {reason}")
+        app.out()
     if args.yes:
         selected = list(range(len(orphans)))
+        sweep = True
     elif app.interactive:
-        picked = _select(app, len(orphans))
+        picked = _select(app, len(orphans)) if orphans else []
         if picked is None:
             return 0
         selected = picked
+        sweep = bool(selected) or (not orphans and app.confirm("Remove these networks?"))
     else:
         app.out("Nothing removed: run 'alca cleanup -y' to remove them without a prompt.")
         return 0
-    if not selected:
+    if orphans and not selected:
         app.out("No containers selected.")
         return 0
-    removed = 0
-    failed = 0
+    removed = failed = 0
     for index in selected:
-        info = orphans[index][0]
+        runtime, info, _reason = orphans[index]
         app.stdout.write(f"→ Removing {info.name}... ")
         try:
             project_id = info.labels.get(LABEL_PROJECT_ID)
@@ -131,37 +169,64 @@ def main(args: argparse.Namespace, app: App) -> int:
             continue
         app.out("done")
         removed += 1
-    app.out()
-    app.done(f"Removed {removed} container(s).")
-    _sweep_networks(app, runtime)
+    if orphans:
+        app.out()
+        app.done(f"Removed {removed} container(s).")
+    if sweep:
+        for runtime, network, reason in _all_orphan_networks(app, owner):
+            _remove_network(app, runtime, network, reason)
     return 1 if failed else 0
 
 
-def _sweep_networks(app: App, runtime: Runtime) -> None:
-    """Remove networks (and their rules) of projects that are gone and have no container."""
+def _networks_of(infos: Iterable[ContainerInfo]) -> set[str]:
+    return {name for info in infos for name in info.networks}
+
+
+def _orphan_networks(
+    runtime: Runtime, owner: str, home: Path, orphans: list[ContainerInfo]
+) -> list[tuple[Runtime, NetworkInfo, str]]:
+    """Our networks whose project is gone, and that no live container of ours uses."""
+    in_use = _networks_of(
+        info
+        for info in runtime.list_by_label(f"{LABEL_OWNER}={owner}")
+        if info.name not in {o.name for o in orphans}
+    )
+    found: list[tuple[Runtime, NetworkInfo, str]] = []
+    for network in runtime.networks():
+        if network.labels.get(LABEL_OWNER) != owner or network.name in in_use:
+            continue
+        if not network.labels.get(LABEL_PROJECT_ID):
+            continue
+        reason = _owner_problem(network.labels, home)
+        if reason is not None:
+            found.append((runtime, network, reason))
+    return found
+
+
+def _all_orphan_networks(app: App, owner: str) -> list[tuple[Runtime, NetworkInfo, str]]:
+    found: list[tuple[Runtime, NetworkInfo, str]] = []
+    for runtime in _runtimes(app):
+        found += _orphan_networks(runtime, owner, app.home, [])
+    return found
+
+
+def _remove_network(app: App, runtime: Runtime, network: NetworkInfo, reason: str) -> None:
+    """The network's rules, then the network (its container is already gone)."""
     from alcatraz import isolation
     from alcatraz.errors import AlcaError
     from alcatraz.network.firewall import firewall_for
     from alcatraz.network.plan import project_key
 
-    in_use = {name for info in runtime.list_by_label(LABEL_PROJECT_ID) for name in info.networks}
     command: list[str] | None = None
     try:
         command = firewall_for(app.runner, app.environ, runtime.executable).command
     except AlcaError:
         command = None
-    for network in runtime.networks():
-        project_id = network.labels.get(LABEL_PROJECT_ID)
-        if not project_id or network.name in in_use:
-            continue
-        reason = _owner_problem(network.labels, app.home)
-        if reason is None:
-            continue
-        record = {
-            "key": project_key(project_id),
-            "interface": network.interface,
-            "network": network.name,
-            "nft": command,
-        }
-        isolation.teardown(app, runtime, record)
-        app.step(f"Removed network {network.name} and its rules ({reason})")
+    record = {
+        "key": project_key(network.labels[LABEL_PROJECT_ID]),
+        "interface": network.interface,
+        "network": network.name,
+        "nft": command,
+    }
+    isolation.teardown(app, runtime, record)
+    app.step(f"Removed network {network.name} and its rules ({reason})")

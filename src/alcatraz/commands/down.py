@@ -25,12 +25,12 @@ def main(args: argparse.Namespace, app: App) -> int:
     from alcatraz.runtime.detect import resolve_runtime
 
     root = sandbox.locate(app)
-    project = sandbox.open_project(app, root)
+    project = sandbox.open_project(app, root, allow_replaced=True)
     if project.project_id is None:
         app.step("No state file found. Container may not exist.")
         return 0
     with state.project_lock(project.state_dir):
-        project = sandbox.open_project(app, root)
+        project = sandbox.open_project(app, root, allow_replaced=True)
         config = None
         try:
             config = sandbox.load(app, root)
@@ -46,7 +46,9 @@ def main(args: argparse.Namespace, app: App) -> int:
         project_id = str(project.project_id)
         if info is not None and config is not None and filesync.needs_sync(config):
             _guard_conflicts(app, runtime, project_id, project.state_dir, force=args.force)
-        approved = config is not None and sandbox.is_approved(config, project)
+        approved = (
+            config is not None and not project.replaced and sandbox.is_approved(config, project)
+        )
         if config is not None and config.pre_down:
             if approved:
                 code = sandbox.run_hook(app, config, "pre_down", config.pre_down)
@@ -61,7 +63,12 @@ def main(args: argparse.Namespace, app: App) -> int:
             runtime.remove(info.name)
         # Only now that the container is gone: its rules, then its network.
         isolation.teardown(app, runtime, project.state.get("isolation"))
-        sandbox.save_state(project, setup_done=False, snapshot=None, isolation=None)
+        if project.replaced:
+            # The old directory's sandbox is gone; this directory starts afresh.
+            sandbox.forget(project)
+            app.step("This directory replaced the sandbox's original one: its state was cleared")
+        else:
+            sandbox.save_state(project, setup_done=False, snapshot=None, isolation=None)
     app.done("Container stopped")
     return 0
 

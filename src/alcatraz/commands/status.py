@@ -26,7 +26,16 @@ def _collect(app: App) -> dict[str, Any]:
         return {"initialized": False}
     report: dict[str, Any] = {"initialized": True, "config": str(root / CONFIG_NAME)}
     config = load_config(root, environ=app.environ, cwd=app.cwd)
-    project = sandbox.open_project(app, root)
+    project = sandbox.open_project(app, root, allow_replaced=True)
+    if project.replaced:
+        report["replaced"] = True
+        report["approved"] = False
+        report["runtime"] = None
+        report["runtime_error"] = (
+            "this directory replaced the one its sandbox was created for; "
+            "run 'alca down' to clear the old sandbox"
+        )
+        return report
     report["approved"] = sandbox.is_approved(config, project)
     try:
         runtime, reason = resolve_runtime(config.runtime, runner=app.runner, environ=app.environ)
@@ -50,6 +59,10 @@ def _collect(app: App) -> dict[str, Any]:
     except AlcaError as error:
         report["isolation"] = {"state": "unknown", "error": error.message}
     info = sandbox.find_container(runtime, project)
+    if info is None:
+        previous = sandbox.previous_runtime(app, project, runtime)
+        if previous is not None:
+            info = sandbox.find_container(previous, project)  # the engine changed since
     if info is None:
         report["container"] = {"state": ContainerState.NOT_FOUND.value}
         return report

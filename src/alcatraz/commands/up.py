@@ -59,6 +59,7 @@ def main(args: argparse.Namespace, app: App) -> int:
             runtime, info = previous, old_info
         snapshot = drift.snapshot(config)
         detached = False
+        kept_with_drift = False
         if info is not None:
             changes = drift.compare(
                 project.state.get("snapshot", {}),
@@ -100,6 +101,7 @@ def main(args: argparse.Namespace, app: App) -> int:
                             "'alca down' to remove it",
                         )
                     app.info("Keeping existing container.")
+                    kept_with_drift = True
         # Rules are loaded and verified before any container of this project runs.
         guard = isolation.prepare(app, config, runtime, project_id)
         sandbox.save_state(project, isolation=guard.record())
@@ -123,14 +125,20 @@ def main(args: argparse.Namespace, app: App) -> int:
             app.step(f"Starting stopped container: {name}")
             runtime.start(name)
             app.step("Container started")
-        filesync.prepare_container_paths(runtime, name, config)
-        filesync.start(app, runtime, config, project_id, name)
-        if filesync.needs_sync(config):
-            filesync.poll_conflicts(app, runtime, project_id, project.state_dir)
-        sandbox.run_setup(app, runtime, config, project, name)
-        sandbox.save_state(
-            project, run_spec=sandbox.run_spec(config, runtime, name, guard.record())
-        )
+        previous_spec = project.state.get("run_spec")
+        if kept_with_drift and isinstance(previous_spec, dict):
+            # The container was built from the old configuration: keep running it as such
+            # (its workdir, mounts and setup); only the live network policy is updated.
+            sandbox.save_state(project, run_spec={**previous_spec, "isolation": guard.record()})
+        else:
+            filesync.prepare_container_paths(runtime, name, config)
+            filesync.start(app, runtime, config, project_id, name)
+            if filesync.needs_sync(config):
+                filesync.poll_conflicts(app, runtime, project_id, project.state_dir)
+            sandbox.run_setup(app, runtime, config, project, name)
+            sandbox.save_state(
+                project, run_spec=sandbox.run_spec(config, runtime, name, guard.record())
+            )
     if config.post_up:
         code = sandbox.run_hook(app, config, "post_up", config.post_up)
         if code != 0:

@@ -20,6 +20,8 @@ LABEL_PROJECT_ID = "alca.project.id"
 LABEL_PROJECT_PATH = "alca.project.path"
 LABEL_VERSION = "alca.version"
 LABEL_VERSION_VALUE = "1"
+#: Which alcatraz home (user) owns an object: `cleanup` judges only its own.
+LABEL_OWNER = "alca.owner"
 
 
 class ContainerState(enum.Enum):

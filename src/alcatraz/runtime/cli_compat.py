@@ -474,8 +474,17 @@ class CliRuntime:
         names = self._checked(["network", "ls", "--format", "{{.Name}}"]).stdout.split()
         if not names:
             return []
-        result = self._checked(["network", "inspect", "--", *names])
-        return _network_list(result.stdout)
+        result = self._run(["network", "inspect", "--", *names])
+        if result.ok:
+            return _network_list(result.stdout)
+        # A network vanished between `ls` and `inspect` (another project's `down`): go one
+        # by one and skip the missing ones.
+        found: list[NetworkInfo] = []
+        for name in names:
+            info = self.network_inspect(name)
+            if info is not None:
+                found.append(info)
+        return found
 
 
 _NO_SUCH_NETWORK = re.compile(r"no such network|network .* not found|unable to find network", re.I)

@@ -84,11 +84,6 @@ def test_orphans_are_listed_and_removed_only_as_asked(projects: Projects) -> Non
     assert networks_with_project_path(projects.engine, made["ok"].root) != []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with no orphan container, cleanup (no -y, no terminal) still deletes orphan "
-    "networks and their firewall rules, without listing or asking",
-)
 def test_cleanup_without_yes_removes_no_network_either(projects: Projects) -> None:
     project = projects.new(config=config_text(projects.engine))
     project.start()
@@ -98,12 +93,6 @@ def test_cleanup_without_yes_removes_no_network_either(projects: Projects) -> No
     assert networks_with_project_path(projects.engine, project.root) != []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: state lives in each user's alcatraz home, so another user's (another home's) "
-    "healthy sandbox on a shared engine looks orphaned ('state file does not exist') and "
-    "cleanup -y removes it",
-)
 def test_cleanup_spares_a_sandbox_of_another_alcatraz_home(projects: Projects) -> None:
     mine = projects.new("mine", config=config_text(projects.engine))
     mine.start()
@@ -116,11 +105,6 @@ def test_cleanup_spares_a_sandbox_of_another_alcatraz_home(projects: Projects) -
     assert theirs.container_running()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cleanup always auto-selects the engine (Podman on Linux) and ignores the "
-    'project\'s runtime = "docker", unlike list: Docker orphans are never found',
-)
 def test_cleanup_looks_at_the_engine_the_project_uses(projects: Projects) -> None:
     if projects.engine != "docker":
         pytest.skip("auto-selection already picks Podman on Linux")

@@ -346,11 +346,6 @@ def test_rebuild_into_another_engine_leaves_nothing_behind(projects: Projects) -
     assert not has_rules(project_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: status looks for the container only in the newly configured engine, so after "
-    "a runtime change it says 'Container: Not created' while the old one runs (no drift shown)",
-)
 def test_status_shows_runtime_drift(projects: Projects) -> None:
     engine = projects.engine
     other = _need_other_engine(engine)
@@ -363,11 +358,6 @@ def test_status_shows_runtime_drift(projects: Projects) -> None:
     assert "Run 'alca up -f' to rebuild with new configuration." in status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a declined rebuild still stores the NEW workdir in run_spec, so `alca run` "
-    "execs in a directory the kept container does not have (exit 126)",
-)
 def test_run_keeps_working_after_a_declined_workdir_rebuild(projects: Projects) -> None:
     project = projects.new(config=config_text(projects.engine))
     project.start()
@@ -600,11 +590,6 @@ def test_a_replaced_project_directory_is_refused(projects: Projects) -> None:
     assert project.container_id() == container_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in a replaced directory every command (down, trust, status) refuses with 77, "
-    "so the hint 'remove the old sandbox with alca down' cannot be followed",
-)
 def test_a_replaced_project_directory_can_start_afresh(projects: Projects) -> None:
     project = projects.new(config=config_text(projects.engine))
     project.start()
