@@ -129,9 +129,10 @@ def main(args: argparse.Namespace, app: App) -> int:
     if orphans:
         app.out(f"Found {len(orphans)} orphan container(s):")
         for i, (runtime, info, reason) in enumerate(orphans, 1):
-            app.out(f"  [{i}] {info.name} ({runtime.name})")
+            app.out(f"  [{i}] {info.name}")
             app.out(f"      Path: {info.labels.get(LABEL_PROJECT_PATH) or '(unknown)'}")
             app.out(f"      Reason: {reason}")
+            app.out(f"      Engine: {runtime.name}")
         app.out()
     leftover = [n for n in networks if n[1].name not in _networks_of(o[1] for o in orphans)]
     if leftover:
