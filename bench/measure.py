@@ -635,15 +635,64 @@ def bench_sync(
         with contextlib.suppress(ValueError):
             status_sync = json.loads(status.stdout).get("sync")
         samples = [_sync_latency(sandbox, index) for index in range(count)]
+        back = [_sync_latency_back(sandbox, index) for index in range(count)]
         return {
             "status": "measured",
             "samples_ms": samples,
             "summary_ms": stats.summarize(samples).as_dict(),
+            "p95_ms": _p95(samples),
+            "back_samples_ms": back,
+            "back_summary_ms": stats.summarize(back).as_dict(),
+            "back_p95_ms": _p95(back),
             "cold_up_with_sync_s": up_s,
+            "initial_sync_10k_s": _initial_sync(workdir, env, alca, engine),
             "alca_status_sync": status_sync,
         }
     finally:
         sandbox.down()
+
+
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _initial_sync(workdir: Path, env: dict[str, str], alca: str, engine: str) -> float:
+    """`alca up` of a 10,000-file project with excludes: create, sync and flush."""
+    root = workdir / f"project-sync10k-{engine}"
+    for d in range(100):
+        folder = root / "src" / f"d{d:03}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in range(100):
+            (folder / f"f{f:03}.txt").write_text(f"{d}-{f}\n")
+    (root / ".alca.toml").write_text(
+        f'image = "alpine:3.21"\nruntime = "{engine}"\nworkdir_exclude = ["secret.env"]\n'
+        '[network]\nlan-access = ["*"]\n'
+    )
+    sandbox = Sandbox(engine, root, env, alca)
+    sandbox.alca_cmd(["trust", "--yes"])
+    started = time.perf_counter()
+    try:
+        sandbox.alca_cmd(["up", "-q"])
+        return time.perf_counter() - started
+    finally:
+        sandbox.down()
+
+
+def _sync_latency_back(sandbox: Sandbox, index: int) -> float:
+    """Write a file in the sandbox; time until it appears on the host."""
+    name = f"bench-back-{os.getpid()}-{index}.txt"
+    target = sandbox.root / name
+    argv = [sandbox.engine, "exec", sandbox.container, "sh", "-c", f"echo x > /workspace/{name}"]
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    while not target.exists():
+        if time.perf_counter() - started > 30:
+            raise TimeoutError(f"{name} never reached the host")
+        time.sleep(0.002)
+    latency = (time.perf_counter() - started) * 1000
+    target.unlink(missing_ok=True)
+    return latency
 
 
 def _sync_latency(sandbox: Sandbox, index: int) -> float:

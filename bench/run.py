@@ -46,7 +46,7 @@ FULL = {
     "mib": 20,  # item 4: size of each bulk upload
     "import_runs": 5,  # -X importtime runs per path
     "side_runs": 5,  # nft command costs, up/run with 200 projects
-    "sync_samples": 10,  # item 5
+    "sync_samples": 50,  # item 5 (each direction)
 }
 QUICK = dict(
     FULL,

@@ -35,9 +35,12 @@ ruff format --check src tests bench
 mypy
 
 step "Unit tests"
-python -m pytest tests/unit -q -n auto -p no:cacheprovider
+python -m pytest tests/unit tests/security -q -n auto -p no:cacheprovider -m "not integration"
 
 if [[ $unit_only -eq 0 ]]; then
-  step "Integration tests (real Docker, Podman, nftables, Mutagen)"
-  python -m pytest tests/integration -q -p no:cacheprovider -m integration
+  step "Integration and security tests (real Docker, Podman, nftables, Mutagen), scorecard"
+  # One session, so the security scorecard at the end counts the network truth tables,
+  # the faults and the bad-input catalogue together.
+  python -m pytest tests/integration tests/security tests/unit/test_bad_input.py \
+    -q -p no:cacheprovider -m "integration or not integration"
 fi

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.security.scorecard"]
+
 
 @pytest.fixture(autouse=True)
 def _environ_stable() -> Iterator[None]:

@@ -1,0 +1,1 @@
+"""Security tests: sandbox posture, filesystem attacks, hostile input, data safety (issue #7)."""
