@@ -18,6 +18,7 @@ from alcatraz import state
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
+from alcatraz.network import nft
 from alcatraz.network.firewall import HELPER_NAME, Firewall, firewall_for
 from alcatraz.network.plan import (
     Policy,
@@ -25,6 +26,7 @@ from alcatraz.network.plan import (
     choose_subnet,
     make_policy,
     network_name,
+    project_key,
 )
 from alcatraz.runtime.base import LABEL_OWNER, LABEL_PROJECT_ID, LABEL_PROJECT_PATH, Runtime
 
@@ -49,6 +51,7 @@ class Isolation:
             "subnet": str(self.network.subnet),
             "gateway": str(self.network.gateway),
             "key": self.policy.key,
+            "digest": nft.policy_digest(self.policy),
             "enforced": self.enforced,
             "allow_all": self.policy.allow_all,
             "nft": self.firewall.command if self.firewall else None,
@@ -224,6 +227,24 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
     return isolation
 
 
+def fallback_record(app: App, runtime: Runtime, project_id: str) -> dict[str, Any]:
+    """What to tear down when `up` was interrupted before it saved its isolation record."""
+    name = network_name(project_id)
+    info = runtime.network_inspect(name)
+    try:
+        command: list[str] | None = firewall_for(
+            app.runner, app.environ, runtime.executable
+        ).command
+    except AlcaError:
+        command = None
+    return {
+        "key": project_key(project_id),
+        "interface": info.interface if info is not None else name,
+        "network": name if info is not None else "",
+        "nft": command,
+    }
+
+
 def teardown(app: App, runtime: Runtime, record: dict[str, Any] | None) -> None:
     """Remove rules, then the network; only call once the container is gone."""
     if not record:
@@ -251,8 +272,6 @@ def report(
     `state` is one of: off, enabled, outdated (rules of an older config), missing, none
     (no sandbox network yet).
     """
-    from alcatraz.network import nft
-
     if not record:
         return {"state": "none"}
     result: dict[str, Any] = {
@@ -279,10 +298,12 @@ def report(
     seen4, seen6 = nft.seen_sets(policy.key)
     if fw.verify(policy, table):
         state = "enabled"
-    elif table.dispatch.get("fwd_dispatch", {}).get(network.interface) == fwd:
-        state = "outdated"
+    elif table.dispatch.get("fwd_dispatch", {}).get(network.interface) == fwd and table.tags.get(
+        fwd, ""
+    ).startswith(f"alcatraz {policy.key} "):
+        state = "outdated"  # our rules, from another configuration
     else:
-        state = "missing"
+        state = "missing"  # deleted, flushed or never loaded
     blocked = table.counters.get(fwd, 0) + table.counters.get(inp, 0)
     seen = sorted(table.seen.get(seen4, []) + table.seen.get(seen6, []), key=lambda item: -item[1])
     return {

@@ -123,7 +123,7 @@ def test_allow_all_accepts_and_registers_the_bridge() -> None:
     policy = _policy("allow-all")
     script = nft.apply_script(policy, {})  # type: ignore[arg-type]
     assert f"add rule inet alcatraz p_{project_key(PROJECT_ID)}_fwd accept" in script
-    assert f'"{NETWORK.interface}" : goto p_{project_key(PROJECT_ID)}_fwd' in script
+    assert f'"{NETWORK.interface}" : jump p_{project_key(PROJECT_ID)}_fwd' in script
 
 
 def test_proxy_never_redirects_lan_or_itself() -> None:
@@ -200,3 +200,54 @@ def test_choose_subnet_never_overlaps_what_is_taken(indices: list[int]) -> None:
 def test_project_names_fit_an_interface_name() -> None:
     assert len(network_name(PROJECT_ID)) <= 15
     assert project_key(PROJECT_ID) == "0f3a9c1e2b"
+
+
+def test_an_emptied_project_chain_fails_closed() -> None:
+    """Dispatch jumps, and the internet is an explicit accept at the end of the project chain:
+    if someone flushes the chain, packets return to the base chain's backstop drop."""
+    script = nft.apply_script(_policy("default"), {})  # type: ignore[arg-type]
+    key = project_key(PROJECT_ID)
+    assert f'"{NETWORK.interface}" : jump p_{key}_fwd' in script
+    fwd_rules = [
+        line for line in script.splitlines() if f"add rule inet alcatraz p_{key}_fwd" in line
+    ]
+    assert fwd_rules[-1].startswith(f"add rule inet alcatraz p_{key}_fwd accept comment")
+    base = nft.base_script().splitlines()
+    vmap = base.index("add rule inet alcatraz forward iifname vmap @fwd_dispatch")
+    assert "iifname @bridges counter drop" in base[vmap + 1]
+    assert f'add element inet alcatraz bridges {{ "{NETWORK.interface}" }}' in script
+
+
+def test_with_a_proxy_tcp_leaves_only_through_it() -> None:
+    script = nft.project_chains(_policy("proxy-v6"))  # type: ignore[arg-type]
+    fwd = [line for line in script.splitlines() if "_fwd " in line and "add rule" in line]
+    proxy_at = next(i for i, line in enumerate(fwd) if "2001:db8::1 tcp dport 1080 accept" in line)
+    assert fwd[proxy_at + 1].endswith("meta l4proto tcp counter drop")
+
+
+def test_persisted_table_keeps_dispatch_but_not_seen_addresses() -> None:
+    from alcatraz.network.helper import persistable
+
+    dump = (
+        "table inet alcatraz {\n"
+        "\tmap fwd_dispatch {\n"
+        "\t\ttype ifname : verdict\n"
+        '\t\telements = { "alca-x" : jump p_x_fwd }\n'
+        "\t}\n"
+        "\tset bridges {\n"
+        "\t\ttype ifname\n"
+        '\t\telements = { "alca-x" }\n'
+        "\t}\n"
+        "\tset p_x_seen4 {\n"
+        "\t\ttype ipv4_addr\n"
+        "\t\tflags dynamic,timeout\n"
+        "\t\telements = { 10.0.0.1 counter packets 2 bytes 120 expires 23h59m,\n"
+        "\t\t\t     172.17.0.1 counter packets 1 bytes 60 expires 23h58m }\n"
+        "\t}\n"
+        "}\n"
+    )
+    saved = persistable(dump)
+    assert '"alca-x" : jump p_x_fwd' in saved
+    assert 'elements = { "alca-x" }' in saved
+    assert "10.0.0.1" not in saved and "172.17.0.1" not in saved
+    assert saved.count("{") == saved.count("}")

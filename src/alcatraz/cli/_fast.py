@@ -88,17 +88,20 @@ def _output(argv: list[str]) -> tuple[int, str]:
 
 
 def rules_loaded(isolation: dict[str, object]) -> bool:
-    """Whether the kernel still dispatches the sandbox's bridge to its chains (~2 ms)."""
-    key, interface = str(isolation.get("key", "")), str(isolation.get("interface", ""))
+    """Whether the kernel holds the sandbox's forward chain as `up` loaded it (~3 ms).
+
+    One chain, one nft call: constant time however many projects are loaded. A missing,
+    flushed or rewritten chain fails the check. (A missing dispatch entry needs no check:
+    the base chain's backstop then drops the bridge's traffic, which fails closed.)
+    """
+    key, digest = str(isolation.get("key", "")), str(isolation.get("digest", ""))
     command = isolation.get("nft")
-    if not isinstance(command, list) or not key or not interface:
+    if not isinstance(command, list) or not key or not digest:
         return False
-    # One map, one nft call: constant time however many projects are loaded (listing every
-    # map grows with them). The LAN block lives in the forward chain this map dispatches to.
     code, out = _output(
-        [*(str(c) for c in command), "list", "map", "inet", "alcatraz", "fwd_dispatch"]
+        [*(str(c) for c in command), "list", "chain", "inet", "alcatraz", f"p_{key}_fwd"]
     )
-    return code == 0 and f'"{interface}" : goto p_{key}_fwd' in out
+    return code == 0 and f'comment "alcatraz {key} {digest}"' in out
 
 
 def exec_replace(argv: list[str]) -> NoReturn:

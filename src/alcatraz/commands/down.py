@@ -62,7 +62,10 @@ def main(args: argparse.Namespace, app: App) -> int:
         if info is not None:
             runtime.remove(info.name)
         # Only now that the container is gone: its rules, then its network.
-        isolation.teardown(app, runtime, project.state.get("isolation"))
+        record = project.state.get("isolation") or isolation.fallback_record(
+            app, runtime, project_id
+        )
+        isolation.teardown(app, runtime, record)
         if project.replaced:
             # The old directory's sandbox is gone; this directory starts afresh.
             sandbox.forget(project)

@@ -62,7 +62,7 @@ def main(args: argparse.Namespace, app: App) -> int:
         kept_with_drift = False
         if info is not None:
             changes = drift.compare(
-                project.state.get("snapshot", {}),
+                project.state.get("snapshot") or {},
                 snapshot,
                 old_engine=str(project.state.get("runtime", "")),
                 new_engine=chosen.name,

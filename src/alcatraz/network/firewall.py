@@ -41,7 +41,10 @@ class TableState:
     seen: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # set -> (addr, packets)
 
     def interfaces(self) -> dict[str, set[str]]:
-        return {name: set(elements) for name, elements in self.dispatch.items()}
+        """Map or set name -> the bridge names it holds (dispatch maps and `bridges`)."""
+        found = {name: set(elements) for name, elements in self.dispatch.items()}
+        found["bridges"] = {address for address, _ in self.seen.get("bridges", [])}
+        return found
 
 
 def parse_table(document: Mapping[str, Any]) -> TableState:

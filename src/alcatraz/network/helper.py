@@ -119,12 +119,34 @@ def native_uninstall(paths: NativePaths) -> list[str]:
     return done
 
 
-_SEEN_ELEMENTS = re.compile(r"^(\s*)elements = \{.*?\}\n", re.M | re.S)
+_SEEN_SET = re.compile(r"^\s*set p_\w+_seen[46] \{\s*$")
+
+
+def _without_seen_elements(dump: str) -> str:
+    """Drop the `elements = {...}` of the per-project "seen" sets only (runtime state, with
+    expiry times); every other element (dispatch maps, bridges) is kept."""
+    out: list[str] = []
+    in_seen = in_elements = False
+    for line in dump.splitlines(keepends=True):
+        stripped = line.strip()
+        if in_elements:
+            if stripped.endswith("}"):
+                in_elements = False
+            continue
+        if _SEEN_SET.match(line):
+            in_seen = True
+        elif in_seen and stripped.startswith("elements = {"):
+            in_elements = not stripped.endswith("}")
+            continue
+        elif in_seen and stripped == "}":
+            in_seen = False
+        out.append(line)
+    return "".join(out)
 
 
 def persistable(dump: str) -> str:
     """The saved table: idempotent to load, without runtime-only state (seen addresses)."""
-    body = _SEEN_ELEMENTS.sub("", dump)
+    body = _without_seen_elements(dump)
     return (
         "#!/usr/sbin/nft -f\n"
         "# Written by alcatraz: the isolation rules of every sandbox, restored at boot.\n"

@@ -58,15 +58,18 @@ def base_script() -> str:
         f"add map {T} fwd_dispatch {{ type ifname : verdict ; }}",
         f"add map {T} in_dispatch {{ type ifname : verdict ; }}",
         f"add map {T} nat_dispatch {{ type ifname : verdict ; }}",
+        f"add set {T} bridges {{ type ifname ; }}",
         f"add chain {T} forward {{ type filter hook forward priority filter - 2 ; policy accept ; }}",
         f"add chain {T} input {{ type filter hook input priority filter - 2 ; policy accept ; }}",
         f"add chain {T} prerouting {{ type nat hook prerouting priority dstnat - 1 ; policy accept ; }}",
         f"flush chain {T} forward",
         f"add rule {T} forward iifname vmap @fwd_dispatch",
+        f'add rule {T} forward iifname @bridges counter drop comment "alcatraz: bridge without policy"',
         f'add rule {T} forward iifname "{BRIDGE_PATTERN}" counter drop comment "alcatraz: bridge without policy"',
         f'add rule {T} forward ip saddr {POOL4} counter drop comment "alcatraz: pool without policy"',
         f"flush chain {T} input",
         f"add rule {T} input iifname vmap @in_dispatch",
+        f'add rule {T} input iifname @bridges counter drop comment "alcatraz: bridge without policy"',
         f'add rule {T} input iifname "{BRIDGE_PATTERN}" counter drop comment "alcatraz: bridge without policy"',
         f'add rule {T} input ip saddr {POOL4} counter drop comment "alcatraz: pool without policy"',
         f"flush chain {T} prerouting",
@@ -131,11 +134,19 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
     lines.append(f"add rule {T} {fwd} ct state established,related accept {tag}")
     lines += [f"add rule {T} {fwd} {m} accept" for m in allows]
     if proxy_match:
-        lines.append(f"add rule {T} {fwd} {proxy_match} accept")
+        lines += [
+            f"add rule {T} {fwd} {proxy_match} accept",
+            # With a proxy, TCP leaves only through it: anything not redirected (e.g. the
+            # other IP family) is dropped rather than going out directly.
+            f"add rule {T} {fwd} meta l4proto tcp counter drop",
+        ]
     lines += [
         f"add rule {T} {fwd} ip6 daddr ff02::/16 meta l4proto ipv6-icmp drop",
         f"add rule {T} {fwd} ip daddr {_set(BLOCKED4)} update @{seen4} {{ ip daddr }} counter drop",
         f"add rule {T} {fwd} ip6 daddr {_set(BLOCKED6)} update @{seen6} {{ ip6 daddr }} counter drop",
+        # The internet. Explicit, because dispatch *jumps*: an emptied (flushed) chain returns
+        # to the base chain, whose backstop drops everything from the bridge (fail closed).
+        f"add rule {T} {fwd} accept {tag}",
     ]
     # Traffic to the host itself: DNS to the gateway, explicit exceptions, nothing else.
     lines += [
@@ -183,13 +194,14 @@ def dispatch_elements(policy: Policy, existing: dict[str, set[str]]) -> str:
     ifname = _q(policy.network.interface)
     lines: list[str] = []
     for map_name, target in (
-        ("fwd_dispatch", f"goto {fwd}"),
-        ("in_dispatch", f"goto {inp}"),
-        ("nat_dispatch", f"goto {nat}"),
+        ("fwd_dispatch", f"jump {fwd}"),
+        ("in_dispatch", f"jump {inp}"),
+        ("nat_dispatch", f"jump {nat}"),
     ):
         if policy.network.interface in existing.get(map_name, set()):
             lines.append(f"delete element {T} {map_name} {{ {ifname} }}")
         lines.append(f"add element {T} {map_name} {{ {ifname} : {target} }}")
+    lines.append(f"add element {T} bridges {{ {ifname} }}")
     return "\n".join(lines) + "\n"
 
 
@@ -204,7 +216,7 @@ def removal_script(
     """Remove a project's dispatch entries and chains (only what exists, so it never fails)."""
     lines: list[str] = []
     for ifname in interfaces:
-        for map_name in ("fwd_dispatch", "in_dispatch", "nat_dispatch"):
+        for map_name in ("fwd_dispatch", "in_dispatch", "nat_dispatch", "bridges"):
             if ifname in existing.get(map_name, set()):
                 lines.append(f"delete element {T} {map_name} {{ {_q(ifname)} }}")
     for chain in chain_names(key):
