@@ -200,6 +200,8 @@ else
     sleep 1
   done
   log "   dockerd is up${dockerd_pid:+ (pid $dockerd_pid)}"
+  # Tests may restart a dockerd only if this script started it (they check this pid).
+  [[ -n $dockerd_pid ]] && echo "$dockerd_pid" >/run/alca-test-dockerd.pid
 fi
 step_done
 

@@ -39,6 +39,10 @@ python -m pytest tests/unit tests/security -q -n auto -p no:cacheprovider -m "no
 
 if [[ $unit_only -eq 0 ]]; then
   step "Integration and security tests (real Docker, Podman, nftables, Mutagen), scorecard"
+  # The dockerd restart fault runs only against a dockerd our set-up started (pid file).
+  if [[ -f /run/alca-test-dockerd.pid ]] && [[ $(pgrep -x dockerd) == "$(cat /run/alca-test-dockerd.pid)" ]]; then
+    export ALCA_TEST_RESTART_DOCKERD=1
+  fi
   # One session, so the security scorecard at the end counts the network truth tables,
   # the faults and the bad-input catalogue together.
   python -m pytest tests/integration tests/security tests/unit/test_bad_input.py \

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.security.scorecard"]
+# One registration for the whole session: two copies of the lab fixtures would build two
+# labs that tear each other down.
+pytest_plugins = ["tests.security.scorecard", "tests.lab.fixtures"]
 
 
 @pytest.fixture(autouse=True)

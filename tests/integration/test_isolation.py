@@ -60,7 +60,6 @@ from tests.lab.topology import Lab
 
 # `lab_session` / `lab` registered once for the whole session (importing them into two
 # modules would build two labs over the same namespaces)
-pytest_plugins = ["tests.lab.fixtures"]
 pytestmark = pytest.mark.integration
 
 PROXY_PORT = 18888

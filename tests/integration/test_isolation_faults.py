@@ -84,7 +84,6 @@ from tests.lab.matrix import (
 )
 from tests.lab.topology import Lab
 
-pytest_plugins = ["tests.lab.fixtures"]
 pytestmark = pytest.mark.integration
 
 HELPER_ENV = {
@@ -193,10 +192,14 @@ def test_docker_daemon_restart_keeps_the_sandbox_isolated(
         pytest.skip(f"other running Docker containers would be stopped: {', '.join(others)}")
     pids = dockerd_pids()
     assert len(pids) == 1, f"expected one dockerd, found {pids}"
+    pidfile = Path("/run/alca-test-dockerd.pid")
+    started_by_setup = pidfile.exists() and pidfile.read_text().strip() == str(pids[0])
+    if not started_by_setup:
+        pytest.skip("this dockerd was not started by scripts/setup-test-env.sh: not ours to stop")
     try:
         os.kill(pids[0], signal.SIGTERM)
         assert wait_for(lambda: pids[0] not in dockerd_pids(), 60), "dockerd did not stop"
-        start_dockerd()
+        pidfile.write_text(f"{start_dockerd().pid}\n")
         assert wait_for(docker_answers, 60, step=0.5), "dockerd did not come back"
         assert wait_for(lambda: project.container_state() == "running", 60), (
             f"the sandbox did not come back: {project.container_state()}"

@@ -21,7 +21,6 @@ import pytest
 
 from alcatraz.runtime.cli_compat import CliRuntime
 from tests.integration.conftest import TEST_IMAGE
-from tests.lab.fixtures import lab_fixture, lab_session_fixture  # noqa: F401
 from tests.lab.matrix import (
     DEFAULT,
     OPEN,
