@@ -32,6 +32,7 @@ from alcatraz.runtime.cli_compat import CliRuntime
 from alcatraz.sync import conflicts as cf
 from alcatraz.sync.mutagen import Mutagen, Session, SyncError, session_labels, session_name
 from tests.integration.conftest import TEST_IMAGE, Names
+from tests.integration.sync_helpers import host_tree, write
 
 pytestmark = pytest.mark.integration
 
@@ -57,26 +58,6 @@ def parse_tree(text: str) -> Tree:
         path, kind, rest = line.split("\t", 2)
         tree[path] = None if kind == "D" else (f"-> {rest}" if kind == "L" else rest)
     return tree
-
-
-def host_tree(root: Path) -> Tree:
-    tree: Tree = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            tree[rel] = f"-> {os.readlink(path)}"
-        elif path.is_dir():
-            tree[rel] = None
-        else:
-            tree[rel] = path.read_text().rstrip("\n")
-    return tree
-
-
-def write(root: Path, files: Mapping[str, str]) -> None:
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content + "\n")
 
 
 @dataclass
