@@ -90,7 +90,7 @@ def check_guarantee(app: App, config: Config, runtime: Runtime) -> None:
             f"{runtime.name} runs rootless: its containers' traffic leaves through user-space "
             "networking, which nftables rules on bridges cannot filter"
         )
-    if runtime.executable == "docker" and _docker_desktop_on_linux(app, runtime):
+    if _docker_desktop_on_linux(runtime):
         reasons.append("Docker Desktop for Linux runs containers in a VM this host cannot filter")
     if reasons:
         raise RefusedError(
@@ -100,15 +100,12 @@ def check_guarantee(app: App, config: Config, runtime: Runtime) -> None:
         )
 
 
-def _docker_desktop_on_linux(app: App, runtime: Runtime) -> bool:
-    import sys
+def _docker_desktop_on_linux(runtime: Runtime) -> bool:
+    from alcatraz.runtime.docker import DockerRuntime
 
-    if sys.platform != "linux":
+    if sys.platform != "linux" or not isinstance(runtime, DockerRuntime):
         return False
-    result = app.runner.run(
-        [runtime.executable, "info", "--format", "{{.OperatingSystem}}"], timeout=20
-    )
-    return result.ok and "Docker Desktop" in result.stdout
+    return "Docker Desktop" in runtime.operating_system()
 
 
 def _host_networks(app: App) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -212,13 +209,14 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
     policy = policy_for(project_id, network, config)
     isolation = Isolation(network, policy, fw)
     if fw is not None:
-        if not fw.verify(policy):
+        table = fw.read()
+        if not fw.verify(policy, table):
             app.step(
                 "Applying network isolation rules..."
                 if not policy.allow_all
                 else "Registering the network (LAN access allowed)..."
             )
-            fw.apply(policy)
+            fw.apply(policy, table)
             helper.persist(fw)
         if isolation.enforced:
             app.step("Network isolation enabled")

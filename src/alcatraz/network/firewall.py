@@ -142,9 +142,12 @@ class Firewall:
         except (ValueError, KeyError, TypeError) as error:
             raise AlcaError(f"cannot parse nft's JSON output: {error}") from None
 
-    def apply(self, policy: Policy) -> None:
-        """Load the project's policy atomically, then verify it is what the kernel holds."""
-        current = self.read()
+    def apply(self, policy: Policy, current: TableState | None = None) -> None:
+        """Load the project's policy atomically, then verify it is what the kernel holds.
+
+        `current` is the table as just read by the caller, to avoid reading it twice.
+        """
+        current = current or self.read()
         script = nft.apply_script(policy, current.interfaces())
         self._nft(["-c", "-f", "-"], script=script)
         self._nft(["-f", "-"], script=script)
