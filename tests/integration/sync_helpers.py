@@ -43,6 +43,7 @@ from tests.integration.lifecycle.helpers import (
     remove_container,
     remove_project_networks,
     remove_rules,
+    run_alca,
 )
 
 ENGINES = ("docker", "podman")
@@ -166,37 +167,14 @@ class SyncProject:
         timeout: float = COMMAND_TIMEOUT,
     ) -> Outcome:
         """Run `alca`; with `tty_input` its stdin is a pseudo-terminal holding that input."""
-        argv = [self.workspace.alca, *args]
-        environ = env if env is not None else self.workspace.env()
-        if tty_input is None:
-            done = subprocess.run(
-                argv,
-                cwd=self.root,
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        else:
-            leader, follower = os.openpty()
-            try:
-                os.write(leader, tty_input.encode())  # queued until alca reads its stdin
-                done = subprocess.run(
-                    argv,
-                    cwd=self.root,
-                    env=environ,
-                    stdin=follower,
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                    check=False,
-                )
-            finally:
-                os.close(leader)
-                os.close(follower)
-        return Outcome(tuple(args), done.returncode, done.stdout, done.stderr)
+        return run_alca(
+            args,
+            cwd=self.root,
+            env=env if env is not None else self.workspace.env(),
+            tty_input=tty_input,
+            timeout=timeout,
+            command=[self.workspace.alca],
+        )
 
     def ok(self, *args: str, **kwargs: Any) -> Outcome:
         outcome = self.alca(*args, **kwargs)

@@ -25,11 +25,11 @@ from tests.integration.lifecycle.helpers import (
     ALCA,
     IMAGE,
     Outcome,
-    _run_alca,
     names_with_project_path,
     remove_container,
     remove_project_networks,
     remove_rules,
+    run_alca,
 )
 
 MARK = uuid.uuid4().hex[:12]
@@ -62,9 +62,7 @@ class Base:
         return env
 
     def alca(self, *args: str, cwd: Path | None = None, timeout: float = 120) -> Outcome:
-        return _run_alca(
-            args, cwd=cwd or self.base, env=self.env(), tty_input=None, timeout=timeout
-        )
+        return run_alca(args, cwd=cwd or self.base, env=self.env(), tty_input=None, timeout=timeout)
 
     def cleanup(self) -> None:
         for root in self.roots:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from alcatraz.app import App
-from alcatraz.cli.parser import build_parser
 from alcatraz.config import presets
 from alcatraz.errors import AlcaError, ExitCode, UnavailableError, UsageError
 from tests.conftest import FakeTTY, tree_snapshot
+from tests.unit.test_init import err, out, run_init
 
 NODE = 'image = "node:22"\n'
 EXAMPLE = '[envs]\nEXAMPLE = "1"\n'
@@ -108,22 +108,6 @@ def make_app(tmp_path: Path, stdin: io.StringIO | None = None, name: str = "proj
         environ=environ,
         cwd=project,
     )
-
-
-def run_init(app: App, *argv: str) -> int:
-    namespace = build_parser("init").parse_args(["init", *argv])
-    result: int = namespace._module.main(namespace, app)
-    return result
-
-
-def out(app: App) -> str:
-    assert isinstance(app.stdout, io.StringIO)
-    return app.stdout.getvalue()
-
-
-def err(app: App) -> str:
-    assert isinstance(app.stderr, io.StringIO)
-    return app.stderr.getvalue()
 
 
 def header(repo: Repo, commit: str, path: str) -> str:

@@ -91,16 +91,17 @@ class Outcome:
         )
 
 
-def _run_alca(
+def run_alca(
     args: Sequence[str],
     *,
     cwd: Path,
     env: dict[str, str],
     tty_input: str | None,
     timeout: float,
+    command: Sequence[str] = ALCA,
 ) -> Outcome:
-    """Run `alca`; with `tty_input` its stdin is a pseudo-terminal holding that input."""
-    argv = [*ALCA, *args]
+    """Run `alca` (`command`); with `tty_input` its stdin is a pseudo-terminal holding it."""
+    argv = [*command, *args]
     if tty_input is None:
         done = subprocess.run(
             argv,
@@ -195,7 +196,7 @@ class Project:
         tty_input: str | None = None,
         timeout: float = COMMAND_TIMEOUT,
     ) -> Outcome:
-        return _run_alca(
+        return run_alca(
             args,
             cwd=cwd or self.root,
             env=env or self.env(),
