@@ -13,6 +13,7 @@ from typing import Any
 from alcatraz.config.expand import env_reference
 from alcatraz.config.load import Config
 from alcatraz.config.netgrammar import render_port
+from alcatraz.seccomp import needs_guard
 
 
 def snapshot(config: Config) -> dict[str, Any]:
@@ -30,6 +31,7 @@ def snapshot(config: Config) -> dict[str, Any]:
         "envs": {name: env.value for name, env in sorted(config.envs.items())},
         "caps": {"drop": list(config.caps.drop), "add": list(config.caps.add)},
         "ports": [render_port(p) for p in config.ports],
+        "setuid_guard": needs_guard((m.readonly, bool(m.exclude)) for m in config.all_mounts),
     }
 
 
@@ -81,4 +83,8 @@ def compare(
         removed = sorted(set(old_caps.get("add", [])) - set(new_caps.get("add", [])))
         detail = ", ".join([*(f"+{c}" for c in added), *(f"-{c}" for c in removed)]) or "changed"
         lines.append(f"Caps: {detail}")
+    if old.get("setuid_guard", False) != new.get("setuid_guard", False):
+        on_off = {True: "on", False: "off"}
+        before, after = old.get("setuid_guard", False), new.get("setuid_guard", False)
+        lines.append(f"Setuid guard: {on_off[bool(before)]} → {on_off[bool(after)]}")
     return lines

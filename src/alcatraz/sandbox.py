@@ -11,6 +11,8 @@ Ordering rules that matter for safety:
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import time
 import uuid
@@ -18,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alcatraz import state, trust
+from alcatraz import seccomp, state, trust
 from alcatraz.app import App
 from alcatraz.config.expand import expand_env_value
 from alcatraz.config.load import Config, load_config
-from alcatraz.errors import AlcaError, NotInitializedError, RefusedError
+from alcatraz.errors import AlcaError, NotInitializedError, RefusedError, UnavailableError
 from alcatraz.paths import CONFIG_NAME, display_path, find_project_root
 from alcatraz.runtime.base import (
     LABEL_OWNER,
@@ -183,8 +185,63 @@ def _protected_config_mounts(config: Config) -> list[BindMount]:
     return mounts
 
 
+#: Names the base profile for the setuid guard instead of the standard places.
+SECCOMP_BASE_ENV = "ALCA_SECCOMP_BASE"
+
+
+def needs_setuid_guard(config: Config) -> bool:
+    """Whether the config bind-mounts a host directory writable (see `alcatraz.seccomp`)."""
+    return seccomp.needs_guard((m.readonly, bool(m.exclude)) for m in config.all_mounts)
+
+
+def setuid_guard_profile(app: App, config: Config) -> str | None:
+    """The guard's profile file (under the alcatraz home), or None when no guard is needed.
+
+    Raises `UnavailableError` when a guard is needed and no base profile can be read:
+    the container would otherwise be able to plant setuid-root files on the host.
+    """
+    if not needs_setuid_guard(config):
+        return None
+    return write_guard_profile(app)
+
+
+def write_guard_profile(app: App) -> str:
+    """Derive the guard's profile from the engines' default one; the file's path."""
+    chosen = app.environ.get(SECCOMP_BASE_ENV)
+    candidates = (chosen,) if chosen else seccomp.DEFAULT_PROFILE_PATHS
+    fix = (
+        "install the containers' default seccomp profile (Debian/Ubuntu: apt install "
+        "golang-github-containers-common; Fedora: dnf install containers-common), or set "
+        f"{SECCOMP_BASE_ENV} to a seccomp profile file, or sync the workspace instead of "
+        "bind-mounting it (workdir_exclude) and make other mounts readonly"
+    )
+    base_path = next((Path(c) for c in candidates if Path(c).is_file()), None)
+    if base_path is None:
+        raise UnavailableError(
+            "cannot keep setuid files off the host: no seccomp profile to extend at "
+            + " or ".join(candidates),
+            hint=fix,
+        )
+    try:
+        profile = seccomp.guarded_profile(json.loads(base_path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UnavailableError(
+            f"cannot keep setuid files off the host: {base_path}: {exc}", hint=fix
+        ) from None
+    path = app.home / "seccomp" / f"setuid-guard-{seccomp.digest(seccomp.render(profile))}.json"
+    if not path.is_file():  # content-addressed: a container may refer to it after restarts
+        state.write_json(path, profile)
+        os.chmod(path, 0o644)  # the engine's daemon reads it too
+    return str(path)
+
+
 def container_spec(
-    config: Config, app: App, project_id: str, name: str, network: str | None = None
+    config: Config,
+    app: App,
+    project_id: str,
+    name: str,
+    network: str | None = None,
+    seccomp_profile: str | None = None,
 ) -> ContainerSpec:
     # Mounts with exclude patterns are synced (alcatraz.filesync), never bind-mounted.
     mounts = [BindMount(m.source, m.target, m.readonly) for m in config.all_mounts if not m.exclude]
@@ -207,6 +264,7 @@ def container_spec(
         memory=config.memory,
         cpus=config.cpus,
         network=network,
+        seccomp_profile=seccomp_profile,
         extra_args=tuple(shlex.split(app.environ.get("ALCA_TEST_ENGINE_ARGS", ""))),
     )
 

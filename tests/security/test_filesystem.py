@@ -17,6 +17,7 @@ import hashlib
 import os
 import socket
 import stat
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ echo agent-wrote-here > link-up 2>/dev/null        # inside: /x in the container
 ln /etc/passwd hard-passwd 2>/dev/null && echo HARDLINK-OUT
 ln /etc/hostname hard-hostname 2>/dev/null && echo HARDLINK-HOSTNAME
 cp /bin/busybox suid && chmod 4755 suid && echo SUID-MADE
+cp /bin/busybox sgid && chmod g+s sgid && echo SGID-MADE
+cp /bin/busybox suid-symbolic && chmod u+s suid-symbolic && echo SUID-SYMBOLIC-MADE
+mkdir untar && tar -xpf evil.tar -C untar 2>/dev/null; [ -u untar/payload ] && echo TAR-SUID-MADE
+mkfifo -m 4755 fifo-suid 2>/dev/null && [ -u fifo-suid ] && echo FIFO-SUID-MADE
 mkfifo fifo && echo FIFO-MADE
 mknod dev-null c 1 3 2>/dev/null && echo MKNOD-OK
 mknod dev-sda b 8 0 2>/dev/null && echo MKNOD-BLOCK-OK
@@ -83,6 +88,26 @@ class Attacked:
 
 
 HOST_FILES = ("/etc/hostname", "/etc/passwd")
+#: What the agent prints when it managed to give a workspace file a setuid/setgid bit.
+SETUID_MARKERS = (
+    "SUID-MADE",
+    "SGID-MADE",
+    "SUID-SYMBOLIC-MADE",
+    "TAR-SUID-MADE",
+    "FIFO-SUID-MADE",
+)
+
+
+def _write_setuid_archive(path: Path) -> None:
+    """A tarball holding a setuid-root program, as an agent could download one."""
+    payload = Path("/bin/busybox").read_bytes()
+    with tarfile.open(path, "w") as archive:
+        member = tarfile.TarInfo("payload")
+        member.size, member.mode, member.uid, member.gid = len(payload), 0o4755, 0, 0
+        with Path("/bin/busybox").open("rb") as data:
+            archive.addfile(member, data)
+
+
 MODES = [
     pytest.param(("docker", "sync"), marks=pytest.mark.docker, id="docker-sync"),
     pytest.param(("docker", "bind"), marks=pytest.mark.docker, id="docker-bind"),
@@ -104,6 +129,7 @@ def attacked(request: pytest.FixtureRequest) -> Iterator[Attacked]:
         project = workspace.project(
             "proj", config(engine, exclude=exclude), {"src/a.txt": "a", ".env": "SECRET=1"}
         )
+        _write_setuid_archive(project.root / "evil.tar")
         # The link `../../x` seen from the host project resolves to <base>/../x: keep a
         # canary there too would touch /tmp; instead assert it never appears.
         host_before = {p: digest(Path(p)) for p in HOST_FILES}
@@ -186,40 +212,32 @@ def test_fifo_and_socket_do_not_hang_anything(attacked: Attacked) -> None:
         assert not fifo.exists() or stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
-def _mount_options(attacked: Attacked) -> str:
-    info = attacked.project.ok("run", "cat", "/proc/self/mountinfo").stdout
-    for line in info.splitlines():
-        fields = line.split()
-        if len(fields) > 5 and fields[4] == "/workspace":
-            return fields[5]
-    return ""
+def _setuid_files(root: Path) -> list[str]:
+    """Files under `root` with a setuid or setgid bit, without following links out."""
+    found = []
+    for directory, dirs, files in os.walk(root, followlinks=False):
+        for name in files + dirs:
+            mode = os.lstat(os.path.join(directory, name)).st_mode
+            if not stat.S_ISLNK(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+                found.append(f"{os.path.join(directory, name)} {oct(mode)}")
+    return found
 
 
-def test_setuid_file_does_not_land_on_the_host(
-    attacked: Attacked, request: pytest.FixtureRequest
-) -> None:
-    assert "SUID-MADE" in attacked.attack_output  # the agent can make one inside: it is root
-    host = attacked.root / "suid"
+def test_setuid_file_does_not_land_on_the_host(attacked: Attacked) -> None:
+    made = [marker for marker in SETUID_MARKERS if marker in attacked.attack_output.split()]
     if attacked.mode == "bind":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="LIMITATION/BUG: the bind-mounted workdir is not mounted nosuid, so a "
-                "setuid-root binary the agent writes is on the host as-is (docs/security.md)",
-            )
-        )
-        options = _mount_options(attacked)
-        host_mode = host.lstat()
-        is_setuid_root = bool(host_mode.st_mode & stat.S_ISUID) and host_mode.st_uid == 0
-        assert "nosuid" in options.split(",") or not is_setuid_root, (
-            f"/workspace mount options {options!r}; host file {host} mode "
-            f"{oct(host_mode.st_mode)} uid {host_mode.st_uid}"
-        )
-        return
-    if host.exists():
-        mode = host.lstat().st_mode
-        assert not mode & (stat.S_ISUID | stat.S_ISGID), oct(mode)
-        assert host.lstat().st_uid == os.getuid()
+        # A rw bind mount gets the setuid guard: every way of setting the bit is refused.
+        assert made == [], f"the agent set setuid/setgid bits in a bind mount: {made}"
+        guard = attacked.project.alca("run", "sh", "-c", "touch g; chmod 4755 g")
+        assert guard.returncode != 0 and "not permitted" in guard.stderr, str(guard)
+    else:
+        # Synced: the agent may set the bit inside (no-new-privileges makes it inert there);
+        # Mutagen carries no setuid bits and writes as the user.
+        assert "SUID-MADE" in made, attacked.attack_output
+        suid = attacked.root / "suid"
+        if suid.exists():
+            assert suid.lstat().st_uid == os.getuid()
+    assert _setuid_files(attacked.root) == []
 
 
 def test_sync_session_stays_healthy_or_reports(attacked: Attacked) -> None:

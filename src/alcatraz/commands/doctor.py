@@ -333,6 +333,25 @@ def _check_mutagen(app: App, runner: Runner, config: Config | None, engine: str)
     return Check("mutagen", OK, f"mutagen {version} with its agent bundle")
 
 
+# -- the setuid guard -----------------------------------------------------------------------
+
+
+def _check_setuid_guard(app: App, config: Config | None) -> Check:
+    from alcatraz import sandbox
+
+    if sys.platform == "darwin":
+        return Check("setuid-guard", INFO, "not needed: the engine's VM writes files as you")
+    if config is not None and not sandbox.needs_setuid_guard(config):
+        return Check(
+            "setuid-guard", OK, "not needed: nothing is bind-mounted writable from the host"
+        )
+    try:
+        path = sandbox.write_guard_profile(app)
+    except AlcaError as error:
+        return Check("setuid-guard", FAIL, error.message, error.hint)
+    return Check("setuid-guard", OK, f"seccomp profile ready ({path})")
+
+
 # -- the running sandbox --------------------------------------------------------------------
 
 
@@ -381,6 +400,7 @@ def collect(app: App) -> list[Check]:
     checks = [*engine_checks]
     checks += _check_network(app, runner, found.config, engine)
     checks.append(_check_mutagen(app, runner, found.config, engine))
+    checks.append(_check_setuid_guard(app, found.config))
     checks += project_checks
     sandbox_check = _check_sandbox(app, found)
     if sandbox_check is not None:

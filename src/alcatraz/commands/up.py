@@ -38,6 +38,8 @@ def main(args: argparse.Namespace, app: App) -> int:
         runtime, _reason = resolve_runtime(config.runtime, runner=app.runner, environ=app.environ)
         app.step(f"Detected runtime: {runtime.name}")
         filesync.check_possible(app, runtime, config)
+        # Before anything changes: refuses when setuid files could reach the host.
+        guard_profile = sandbox.setuid_guard_profile(app, config)
         chosen = runtime
 
         project_id = project.project_id or sandbox.new_project_id()
@@ -107,7 +109,9 @@ def main(args: argparse.Namespace, app: App) -> int:
         sandbox.save_state(project, isolation=guard.record())
         if info is None:
             sandbox.ensure_sources(config)
-            spec = sandbox.container_spec(config, app, project_id, name, guard.network.name)
+            spec = sandbox.container_spec(
+                config, app, project_id, name, guard.network.name, guard_profile
+            )
             app.step(f"Creating container: {name}")
             runtime.create(spec)
             sandbox.save_state(

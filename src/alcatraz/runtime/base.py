@@ -63,6 +63,7 @@ class ContainerSpec:
     keepalive: Sequence[str] = ("sleep", "infinity")
     extra_args: Sequence[str] = ()  # engine-specific flags (tests, quirks); never user input
     pull: str | None = None  # "never" / "missing" / "always"; None = the engine's default
+    seccomp_profile: str | None = None  # a profile file; None = the engine's default profile
 
 
 @dataclass(frozen=True)

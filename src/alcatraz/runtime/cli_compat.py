@@ -257,6 +257,8 @@ class CliRuntime:
         args = ["--name", check_name(spec.name), f"--restart={spec.restart}"]
         args += self.init_args()
         args += ["--security-opt", "no-new-privileges"]
+        if spec.seccomp_profile:
+            args += ["--security-opt", f"seccomp={spec.seccomp_profile}"]
         args += ["--pids-limit", str(spec.pids_limit)]
         args += ["-w", spec.workdir]
         for key, value in spec.labels.items():
