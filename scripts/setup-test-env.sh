@@ -50,6 +50,7 @@ readonly APT_PACKAGES=(
   netavark aardvark-dns   # Podman's network stack (else apt may pick CNI plugins)
   catatonit               # Podman's --init (a Recommends, skipped without recommends)
   iptables kmod ca-certificates git procps util-linux tar gzip
+  zsh fish tmux           # zsh and fish: tests/unit/test_completion.py drives them
 )
 
 # Applets linked into the test image's /bin (Debian's static busybox 1.35 has

@@ -219,12 +219,10 @@ def fish_script(root: Node) -> str:
                     parts.append(f"-s {flag[1]}")
                 else:
                     parts.append(f"-o {flag[1:]}")
-            if option.takes_value:
-                parts.append("-r")
-                if option.values:
-                    parts.append(f"-a {_fish_quote(' '.join(option.values))}")
-                else:
-                    parts.append("-F")
+            if option.takes_value and option.values:  # only these values, no file names
+                parts.append(f"-x -a {_fish_quote(' '.join(option.values))}")
+            elif option.takes_value:
+                parts.append("-r -F")
             if option.help:
                 parts.append(f"-d {_fish_quote(option.help)}")
             lines.append(" ".join(parts))
