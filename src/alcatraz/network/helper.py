@@ -193,9 +193,17 @@ def helper_run_argv(engine: str, home: Path, environ: Mapping[str, str]) -> list
 
 def helper_running(runner: Runner, engine: str) -> bool:
     result = runner.run(
-        [engine, "inspect", "--format", "{{.State.Running}}", HELPER_NAME], timeout=20
+        [
+            engine,
+            "inspect",
+            "--format",
+            '{{.State.Running}} {{index .Config.Labels "alca.helper"}}',
+            HELPER_NAME,
+        ],
+        timeout=20,
     )
-    return result.ok and result.stdout.strip() == "true"
+    # The label tells ours from the Go tool's container of the same name.
+    return result.ok and result.stdout.split() == ["true", "1"]
 
 
 def helper_install(runner: Runner, engine: str, home: Path, environ: Mapping[str, str]) -> None:
