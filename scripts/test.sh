@@ -4,8 +4,9 @@
 #   ./scripts/test.sh            # everything: set-up, lint, types, unit, integration
 #   ./scripts/test.sh --unit     # skip the engine set-up and the integration tests
 #
-# It installs what it needs itself (Debian packages, Mutagen, local test images; see
-# scripts/setup-test-env.sh), creates a virtualenv in .venv, and never needs stdin.
+# It installs what it needs itself (Debian packages, Mutagen, local test images, a
+# rootless-Podman user; see scripts/setup-test-env.sh and scripts/setup-rootless-lane.sh),
+# creates a virtualenv in .venv, and never needs stdin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +22,7 @@ if [[ $unit_only -eq 0 ]]; then
     exit 1
   fi
   bash scripts/setup-test-env.sh
+  bash scripts/setup-rootless-lane.sh   # an unprivileged user with rootless Podman
 fi
 
 step "Python environment (.venv)"

@@ -77,6 +77,17 @@ def check_guarantee(app: App, config: Config, runtime: Runtime) -> None:
     """Refuse where host nftables cannot see the sandbox's traffic (upstream S8)."""
     if not needs_firewall(config):
         return
+    reasons = _beyond_host_firewall(app, runtime)
+    if reasons:
+        raise RefusedError(
+            "network isolation cannot be guaranteed: " + "; ".join(reasons),
+            hint="use a rootful local engine (e.g. `sudo alca up` with Docker Engine or rootful "
+            'Podman), or opt out knowingly with lan-access = ["*"] under [network]',
+        )
+
+
+def _beyond_host_firewall(app: App, runtime: Runtime) -> list[str]:
+    """Why this host's nftables cannot see the engine's container traffic (empty: it can)."""
     reasons: list[str] = []
     docker_host = app.environ.get("DOCKER_HOST", "") if runtime.executable == "docker" else ""
     container_host = app.environ.get("CONTAINER_HOST", "") if runtime.executable == "podman" else ""
@@ -92,12 +103,7 @@ def check_guarantee(app: App, config: Config, runtime: Runtime) -> None:
         )
     if _docker_desktop_on_linux(runtime):
         reasons.append("Docker Desktop for Linux runs containers in a VM this host cannot filter")
-    if reasons:
-        raise RefusedError(
-            "network isolation cannot be guaranteed: " + "; ".join(reasons),
-            hint="use a rootful local engine (e.g. `sudo alca up` with Docker Engine or rootful "
-            'Podman), or opt out knowingly with lan-access = ["*"] under [network]',
-        )
+    return reasons
 
 
 def _docker_desktop_on_linux(runtime: Runtime) -> bool:
@@ -163,23 +169,30 @@ def ensure_network(app: App, runtime: Runtime, project_id: str, root: str) -> Pr
                 continue
     subnet = choose_subnet(project_id, taken)
     gateway = next(subnet.hosts())
-    app.step(f"Creating network: {name} ({subnet})")
-    info = runtime.network_create(
-        name,
-        subnet=str(subnet),
-        gateway=str(gateway),
-        interface=name,
-        labels={
-            LABEL_PROJECT_ID: project_id,
-            LABEL_PROJECT_PATH: root,
-            LABEL_OWNER: state.owner_label(str(app.home)),
-        },
-    )
+    with app.progress(f"Creating network: {name} ({subnet})"):
+        info = runtime.network_create(
+            name,
+            subnet=str(subnet),
+            gateway=str(gateway),
+            interface=name,
+            labels={
+                LABEL_PROJECT_ID: project_id,
+                LABEL_PROJECT_PATH: root,
+                LABEL_OWNER: state.owner_label(str(app.home)),
+            },
+        )
     return _network_from_info(name, info)
 
 
 def firewall(app: App, runtime: Runtime, config: Config) -> Firewall | None:
-    """The firewall, or None when the config does not need one and nft is unusable."""
+    """The firewall, or None when the config does not need one and nft is unusable.
+
+    Also None for an opted-out sandbox on an engine this host's nftables cannot see
+    (rootless, remote): its bridge names mean nothing here and could collide with a
+    rootful project's.
+    """
+    if not needs_firewall(config) and _beyond_host_firewall(app, runtime):
+        return None
     try:
         fw = firewall_for(app.runner, app.environ, runtime.executable)
         fw.probe()
@@ -211,13 +224,13 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
     if fw is not None:
         table = fw.read()
         if not fw.verify(policy, table):
-            app.step(
+            with app.progress(
                 "Applying network isolation rules..."
                 if not policy.allow_all
                 else "Registering the network (LAN access allowed)..."
-            )
-            fw.apply(policy, table)
-            helper.persist(fw)
+            ):
+                fw.apply(policy, table)
+                helper.persist(fw)
         if isolation.enforced:
             app.step("Network isolation enabled")
         if policy.proxy is not None:
