@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from alcatraz.paths import alca_home
 from alcatraz.proc import Runner, SubprocessRunner
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from alcatraz.progress import Step
 
 
 @dataclass
@@ -28,6 +34,7 @@ class App:
     cwd: Path = field(default_factory=Path.cwd)
     runner: Runner = field(default_factory=SubprocessRunner)
     quiet: bool = False
+    _step: Step | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def interactive(self) -> bool:
@@ -45,35 +52,67 @@ class App:
     def step(self, text: str) -> None:
         """A progress step (`→ `), hidden by -q."""
         if not self.quiet:
-            self.stdout.write(f"→ {text}\n")
-            self.stdout.flush()
+            with self._quiet_screen():
+                self.stdout.write(f"→ {text}\n")
+                self.stdout.flush()
+
+    @contextmanager
+    def progress(self, text: str) -> Iterator[None]:
+        """A long step: `→ text` without a terminal, a spinner then `✓ text (1.2s)` on one.
+
+        Hidden by -q. Never wrap a child process that writes to the terminal itself.
+        """
+        from alcatraz.progress import Step
+
+        if self._step is not None:  # nested: the outer spinner already shows activity
+            self.step(text)
+            yield
+            return
+        step = Step(self.stdout, text, quiet=self.quiet, environ=self.environ)
+        self._step = step
+        try:
+            with step:
+                yield
+        finally:
+            self._step = None
 
     def done(self, text: str) -> None:
         """A completion line (`✓ `), hidden by -q."""
         if not self.quiet:
-            self.stdout.write(f"✓ {text}\n")
-            self.stdout.flush()
+            with self._quiet_screen():
+                self.stdout.write(f"✓ {text}\n")
+                self.stdout.flush()
 
     def out(self, text: str = "") -> None:
         """Regular output (the answer the user asked for); not hidden by -q."""
-        self.stdout.write(text + "\n")
+        with self._quiet_screen():
+            self.stdout.write(text + "\n")
 
     def info(self, text: str = "") -> None:
         """Informational output, hidden by -q."""
         if not self.quiet:
-            self.stdout.write(text + "\n")
+            with self._quiet_screen():
+                self.stdout.write(text + "\n")
 
     def warn(self, text: str) -> None:
-        self.stderr.write(f"Warning: {text}\n")
-        self.stderr.flush()
+        with self._quiet_screen():
+            self.stderr.write(f"Warning: {text}\n")
+            self.stderr.flush()
+
+    def _quiet_screen(self) -> AbstractContextManager[None]:
+        """Lift a running spinner off the terminal while a line is written."""
+        if self._step is None:
+            return nullcontext()
+        return self._step.paused()
 
     def confirm(self, question: str, *, default: bool = False) -> bool:
         """Ask yes/no on a TTY; without one the answer is the default (never blocks CI)."""
         if not self.interactive:
             return default
-        self.stdout.write(f"{question} [{'Y/n' if default else 'y/N'}] ")
-        self.stdout.flush()
-        answer = self.stdin.readline().strip().lower()
+        with self._quiet_screen():
+            self.stdout.write(f"{question} [{'Y/n' if default else 'y/N'}] ")
+            self.stdout.flush()
+            answer = self.stdin.readline().strip().lower()
         if not answer:
             return default
         return answer in ("y", "yes")

@@ -134,22 +134,24 @@ def start(app: App, runtime: Runtime, config: Config, project_id: str, container
                 # After a container restart Mutagen would wait up to 15 s to reconnect.
                 mutagen.resume(name)
             continue
-        app.step(f"Setting up file sync for {synced.mount.source} -> {synced.mount.target}")
-        mutagen.create(
-            name,
-            synced.mount.source,
-            container,
-            synced.mount.target,
-            ignores=synced.ignores,
-            one_way=synced.mount.readonly,
-            labels=session_labels(project_id, synced.index),
-            watch_polling_interval=WATCH_POLLING_INTERVAL,
-        )
+        with app.progress(
+            f"Setting up file sync for {synced.mount.source} -> {synced.mount.target}"
+        ):
+            mutagen.create(
+                name,
+                synced.mount.source,
+                container,
+                synced.mount.target,
+                ignores=synced.ignores,
+                one_way=synced.mount.readonly,
+                labels=session_labels(project_id, synced.index),
+                watch_polling_interval=WATCH_POLLING_INTERVAL,
+            )
     stale = [name for name in existing if name not in wanted]
     if stale:
         mutagen.terminate(*stale)
-    app.step("Waiting for file sync to complete...")
-    mutagen.flush_all(label_selector=project_selector(project_id))
+    with app.progress("Waiting for file sync to complete..."):  # the first sync copies it all
+        mutagen.flush_all(label_selector=project_selector(project_id))
 
 
 def forget_conflicts(state_dir: Path) -> None:

@@ -56,16 +56,16 @@ def main(args: argparse.Namespace, app: App) -> int:
                     app.step(f"Warning: pre_down hook failed with exit code {code}")
             else:
                 app.warn("pre_down hook skipped: the configuration is not approved")
-        app.step("Stopping container...")
-        filesync.stop(app, runtime, project_id)
-        filesync.forget_conflicts(project.state_dir)
-        if info is not None:
-            runtime.remove(info.name)
-        # Only now that the container is gone: its rules, then its network.
-        record = project.state.get("isolation") or isolation.fallback_record(
-            app, runtime, project_id
-        )
-        isolation.teardown(app, runtime, record)
+        with app.progress("Stopping container..."):
+            filesync.stop(app, runtime, project_id)
+            filesync.forget_conflicts(project.state_dir)
+            if info is not None:
+                runtime.remove(info.name)
+            # Only now that the container is gone: its rules, then its network.
+            record = project.state.get("isolation") or isolation.fallback_record(
+                app, runtime, project_id
+            )
+            isolation.teardown(app, runtime, record)
         if project.replaced:
             # The old directory's sandbox is gone; this directory starts afresh.
             sandbox.forget(project)
