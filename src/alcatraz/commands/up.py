@@ -37,6 +37,9 @@ def main(args: argparse.Namespace, app: App) -> int:
         app.step("Detecting runtime...")
         runtime, _reason = resolve_runtime(config.runtime, runner=app.runner, environ=app.environ)
         app.step(f"Detected runtime: {runtime.name}")
+        # Refusals first, before any state or engine object exists (the most basic reason
+        # first: an engine the host firewall cannot see).
+        isolation.check_guarantee(app, config, runtime)
         filesync.check_possible(app, runtime, config)
         # Before anything changes: refuses when setuid files could reach the host.
         guard_profile = sandbox.setuid_guard_profile(app, config)
@@ -112,8 +115,8 @@ def main(args: argparse.Namespace, app: App) -> int:
             spec = sandbox.container_spec(
                 config, app, project_id, name, guard.network.name, guard_profile
             )
-            app.step(f"Creating container: {name}")
-            runtime.create(spec)
+            with app.progress(f"Creating container: {name}"):  # may pull the image
+                runtime.create(spec)
             sandbox.save_state(
                 project,
                 container_name=name,
@@ -126,8 +129,8 @@ def main(args: argparse.Namespace, app: App) -> int:
         elif info.state is ContainerState.RUNNING:
             app.step(f"Container already running: {name}")
         else:
-            app.step(f"Starting stopped container: {name}")
-            runtime.start(name)
+            with app.progress(f"Starting stopped container: {name}"):
+                runtime.start(name)
             app.step("Container started")
         previous_spec = project.state.get("run_spec")
         if kept_with_drift and isinstance(previous_spec, dict):

@@ -48,14 +48,18 @@ class DockerRuntime(CliRuntime):
 
     def __init__(self, runner: Runner, *, executable: str = "docker", name: str = "Docker") -> None:
         super().__init__(executable, name, runner)
+        self._info: dict[str, str] = {}
+
+    def _engine_fact(self, template: str) -> str:
+        """`docker info --format TEMPLATE`, asked once per command (the engine stays put)."""
+        if template not in self._info:
+            result = self._checked(["info", "--format", template], timeout=PROBE_TIMEOUT)
+            self._info[template] = result.stdout
+        return self._info[template]
 
     def is_rootless(self) -> bool:
-        result = self._checked(
-            ["info", "--format", "{{json .SecurityOptions}}"], timeout=PROBE_TIMEOUT
-        )
-        return rootless_from_security_options(result.stdout)
+        return rootless_from_security_options(self._engine_fact("{{json .SecurityOptions}}"))
 
     def operating_system(self) -> str:
         """The engine's OS as Docker reports it ("OrbStack", "Docker Desktop", a distro)."""
-        result = self._checked(["info", "--format", "{{.OperatingSystem}}"], timeout=PROBE_TIMEOUT)
-        return result.stdout.strip()
+        return self._engine_fact("{{.OperatingSystem}}").strip()
