@@ -7,8 +7,8 @@
 # a few seconds.
 #
 # Steps:
-#   1. apt packages uidmap slirp4netns fuse-overlayfs (and python3, the interpreter
-#      the lane's user runs alca with), skipped when present
+#   1. checks that setup-test-env.sh installed uidmap, slirp4netns, fuse-overlayfs
+#      and python3 (the interpreter the lane's user runs alca with)
 #   2. system user alca-rootless (home /var/lib/alca-rootless, shell /bin/bash) with
 #      a /etc/subuid and /etc/subgid range of 65536 ids that overlaps no other range
 #   3. rootless Podman without systemd, logind or udev (what they would provide):
@@ -39,7 +39,6 @@
 #     Podman storage; the whole storage is reset if it is not on overlay)
 #   /run/user/<uid of alca-rootless>/, /var/lib/cni/ (empty)
 #   the modes of /dev/net/tun and /dev/fuse (0666)
-#   /usr/sbin/policy-rc.d only while apt runs, and only if it did not exist
 #   $ALCA_TEST_CACHE/.rootless-lane.lock
 
 set -Eeuo pipefail
@@ -52,12 +51,10 @@ readonly SUBID_COUNT=65536
 readonly SUBID_MIN=100000
 readonly CACHE_PARENT=${ALCA_TEST_CACHE:-/var/cache/alcatraz-test}
 readonly ROOT_DROPIN=/etc/containers/containers.conf.d/50-alcatraz-test.conf
-readonly APT_PACKAGES=(uidmap slirp4netns fuse-overlayfs python3)
 readonly LANE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 STEP=init
 TMP_DIR=
-CREATED_POLICY_RC=0
 VERBOSE=0
 
 log()  { if [[ $VERBOSE -eq 1 ]]; then printf '[setup-rootless-lane] %s\n' "$*"; fi; }
@@ -74,7 +71,6 @@ on_err() {
 trap 'on_err $? $LINENO "$BASH_COMMAND"' ERR
 
 cleanup() {
-  if [[ $CREATED_POLICY_RC -eq 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
   if [[ -n $TMP_DIR && -d $TMP_DIR ]]; then rm -rf "$TMP_DIR"; fi
 }
 trap cleanup EXIT
@@ -119,7 +115,6 @@ case ${1:-} in
 esac
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 [[ -r /etc/debian_version ]] || die "this script targets Debian 12"
-export DEBIAN_FRONTEND=noninteractive
 export PATH=$LANE_PATH${PATH:+:$PATH}
 TMP_DIR=$(mktemp -d /tmp/alca-rootless-setup.XXXXXX)
 RUN_START=$SECONDS
@@ -135,39 +130,10 @@ podman image exists "$IMAGE_NAME" 9>&- </dev/null ||
 # ---------------------------------------------------------------------------
 # 1. packages
 # ---------------------------------------------------------------------------
-step "1/5 apt packages"
-pkg_installed() {
-  local status
-  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) || return 1
-  [[ $status == ii* ]]
-}
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  pkg_installed "$p" || missing+=("$p")
-done
-if [[ ${#missing[@]} -eq 0 ]]; then
-  log "   all ${#APT_PACKAGES[@]} packages already installed"
-else
-  log "   installing: ${missing[*]}"
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 0755 /usr/sbin/policy-rc.d
-    CREATED_POLICY_RC=1
-  fi
-  apt_opts=(-q -y -o DPkg::Lock::Timeout=300 -o APT::Install-Recommends=false
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  quiet "apt-get update" apt-get "${apt_opts[@]}" update
-  quiet "apt-get install" apt-get "${apt_opts[@]}" install "${missing[@]}"
-  if [[ $CREATED_POLICY_RC -eq 1 ]]; then
-    rm -f /usr/sbin/policy-rc.d
-    CREATED_POLICY_RC=0
-  fi
-  for p in "${missing[@]}"; do
-    pkg_installed "$p" || die "package $p is still not installed after apt-get install"
-  done
-fi
-for c in newuidmap newgidmap slirp4netns fuse-overlayfs runuser useradd usermod flock; do
-  command -v "$c" >/dev/null || die "command '$c' not found after installing packages"
+step "1/5 programs"
+# scripts/setup-test-env.sh installs them (uidmap slirp4netns fuse-overlayfs python3).
+for c in newuidmap newgidmap slirp4netns fuse-overlayfs python3 runuser useradd usermod flock; do
+  command -v "$c" >/dev/null || die "command '$c' not found; run scripts/setup-test-env.sh first"
 done
 # Rootless Podman maps the user's subordinate ids with the setuid helpers.
 for c in newuidmap newgidmap; do

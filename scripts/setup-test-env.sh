@@ -51,6 +51,7 @@ readonly APT_PACKAGES=(
   catatonit               # Podman's --init (a Recommends, skipped without recommends)
   iptables kmod ca-certificates git procps util-linux tar gzip
   zsh fish tmux           # zsh and fish: tests/unit/test_completion.py drives them
+  uidmap slirp4netns fuse-overlayfs python3  # the rootless lane (setup-rootless-lane.sh)
 )
 
 # Applets linked into the test image's /bin (Debian's static busybox 1.35 has
