@@ -624,6 +624,41 @@ def test_create_failure_is_explained(
     assert info.value.hint == "check that the container is running (alca up)"
 
 
+def test_create_retries_once_when_the_daemon_lost_the_prompter(
+    short_dir: Path, engines: dict[str, str], tmp_path: Path
+) -> None:
+    lost = "Error: unable to connect to beta: unable to message prompter: prompter not found\n"
+    creates: list[int] = []
+
+    def handler(argv: tuple[str, ...]) -> Result:
+        if argv[1:3] == ("sync", "create"):
+            creates.append(1)
+            return fail(lost) if len(creates) == 1 else _created(argv, RECORDED_CONFLICTS)
+        return _created(argv, RECORDED_CONFLICTS)
+
+    mutagen, runner, _ = make(short_dir, engines, handler)
+    mutagen.create(
+        "alca-3f2a9c1e-1", str(tmp_path), "mxd", "/w/lib", ignores=[".env"], one_way=False,
+        labels={},
+    )  # fmt: skip
+    assert runner.verbs() == [
+        ("sync", "terminate"),
+        ("sync", "create"),
+        ("sync", "terminate"),
+        ("sync", "create"),
+        ("sync", "list"),
+    ]
+    creates.clear()
+
+    def always_lost(argv: tuple[str, ...]) -> Result:
+        return fail(lost) if argv[1:3] == ("sync", "create") else ok()
+
+    mutagen, runner, _ = make(short_dir, engines, always_lost)
+    with pytest.raises(CommandFailed, match="prompter not found"):
+        mutagen.create("alca-k-0", str(tmp_path), "mxd", "/w", ignores=[], one_way=False, labels={})
+    assert runner.verbs().count(("sync", "create")) == 2
+
+
 def test_create_refuses_data_dir_inside_the_synced_dir(
     short_dir: Path, engines: dict[str, str]
 ) -> None:

@@ -88,6 +88,8 @@ __all__ = [
 ]
 
 MUTAGEN_VERSION: Final = "0.18.1"
+#: A transient daemon-side failure of `sync create` (the CLI's prompter was not registered).
+_PROMPTER_LOST: Final = "prompter not found"
 EXECUTABLE: Final = "mutagen"
 AGENT_BUNDLE: Final = "mutagen-agents.tar.gz"
 INSTALL_HINT: Final = (
@@ -617,6 +619,11 @@ class Mutagen:
         self._check_outside(alpha)
         self.terminate(name)
         result = self._run(args, timeout=timeout)
+        if not result.ok and _PROMPTER_LOST in result.stderr:
+            # The daemon lost the CLI's status-line prompter while dialling the agent (seen
+            # once in ~150 creates on this machine); nothing was created, so try once more.
+            self.terminate(name)
+            result = self._run(args, timeout=timeout)
         if not result.ok:
             raise self._failed(
                 result,
