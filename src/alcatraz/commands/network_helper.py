@@ -47,6 +47,12 @@ def main(args: argparse.Namespace, app: App) -> int:
         app.out("Network helper not installed.")
         return 0
     app.out("This will remove the network helper and all rules.")
+    loaded = helper.loaded_projects()
+    if loaded:
+        app.out(
+            f"{len(loaded)} sandbox network(s) have rules loaded: processes running there lose "
+            "isolation until 'alca up' (or 'alca down') in their project."
+        )
     if not (args.yes or app.confirm("Continue?")):
         from alcatraz.errors import RefusedError
 
