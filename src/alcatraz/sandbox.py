@@ -1,4 +1,5 @@
-"""Sandbox lifecycle: the orchestration behind `up`, `down`, `status`, `list`, `cleanup`.
+"""Sandbox building blocks for `up`, `down`, `status`, `list`, `cleanup` (the order of the
+steps of `up` and `down` is in `alcatraz.lifecycle`).
 
 Talks to the engine only through `alcatraz.runtime`, to the user only through `App`.
 Ordering rules that matter for safety:
