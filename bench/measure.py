@@ -421,10 +421,10 @@ def _throughput(sandbox: Sandbox, the_lab: netlab.Lab, mib: int) -> float:
 
 
 NFT_COMMANDS = {
-    "`alca run` check: nft list maps inet": ["list", "maps", "inet"],
-    "alternative: nft list map inet alcatraz fwd_dispatch": [
-        "list", "map", "inet", "alcatraz", "fwd_dispatch",
+    "`alca run` check: nft list chain (this project's _fwd)": [
+        "list", "chain", "inet", "alcatraz", "p_{key}_fwd",
     ],
+    "earlier check: nft list maps inet": ["list", "maps", "inet"],
     "`alca up` probe: nft list tables": ["list", "tables"],
     "alternative probe: nft -c -f /dev/null": ["-c", "-f", "/dev/null"],
     "`alca up` read: nft -j list table inet alcatraz": ["-j", "list", "table", "inet", "alcatraz"],

@@ -127,13 +127,18 @@ def run_lean(args: list[str]) -> int:
         raise SystemExit("identity")
     isolation = spec.get("isolation")
     if isinstance(isolation, dict) and isolation.get("enforced"):
-        key_, interface = str(isolation["key"]), str(isolation["interface"])
-        code, out = _spawn_output([*(str(c) for c in isolation["nft"]), "list", "maps", "inet"])
-        if not (
-            code == 0
-            and f'"{interface}" : goto p_{key_}_fwd' in out
-            and f'"{interface}" : goto p_{key_}_in' in out
-        ):
+        key_, digest = str(isolation["key"]), str(isolation["digest"])
+        code, out = _spawn_output(
+            [
+                *(str(c) for c in isolation["nft"]),
+                "list",
+                "chain",
+                "inet",
+                "alcatraz",
+                f"p_{key_}_fwd",
+            ]
+        )
+        if not (code == 0 and f'comment "alcatraz {key_} {digest}"' in out):
             raise SystemExit("rules not loaded")
     for path, mtime_ns, size in spec.get("stamps", []):
         try:
