@@ -95,3 +95,23 @@ def test_healthy_machine_passes(tmp_path: Path) -> None:
     assert code == 0, failed
     assert checks["kernel"]["status"] == "ok"
     assert checks["mutagen"]["status"] == "ok"
+
+
+def test_setuid_guard_without_a_base_profile_fails_and_a_synced_project_needs_none(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".alca.toml").write_text('image = "alpine:3.21"\n')  # workspace bind-mounted
+    missing = str(tmp_path / "no-profile.json")
+    code, checks = doctor(tmp_path, project, ALCA_SECCOMP_BASE=missing)
+    assert code == 1
+    guard = checks["setuid-guard"]
+    assert guard["status"] == "fail"
+    assert missing in guard["summary"]
+    assert "containers-common" in guard["fix"]
+    # Synced workspace, no other mount: nothing reaches the host with a setuid bit.
+    (project / ".alca.toml").write_text('image = "alpine:3.21"\nworkdir_exclude = [".env"]\n')
+    _, checks = doctor(tmp_path, project, ALCA_SECCOMP_BASE=missing)
+    assert checks["setuid-guard"]["status"] == "ok"
+    assert "not needed" in checks["setuid-guard"]["summary"]
