@@ -62,10 +62,16 @@ run alca run sh -c 'pwd; ls /workspace; id'
 run alca run grep -E 'CapEff|NoNewPrivs' /proc/self/status
 echo "(CapEff 00000000000000eb = CHOWN DAC_OVERRIDE FOWNER KILL SETGID SETUID only)"
 
-say "6. The agent cannot rewrite its own configuration"
+say "6. The agent cannot rewrite its own configuration, nor plant a setuid program"
 if alca run sh -c 'echo "[hooks]" >> /workspace/.alca.toml' 2>&1; then
   echo "UNEXPECTED: the config was writable" >&2; exit 1
 fi
+
+echo "a setuid-root program for the host? (uid 0 inside is uid 0 on the host)"
+if alca run sh -c 'cp /bin/busybox /workspace/rootshell && chmod 4755 /workspace/rootshell' 2>&1; then
+  echo "UNEXPECTED: the setuid bit was set" >&2; exit 1
+fi
+rm -f rootshell
 
 say "7. The host's own services are out of reach"
 python3 -c '
