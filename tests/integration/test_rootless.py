@@ -38,6 +38,7 @@ import pytest
 import alcatraz
 from alcatraz import state as alca_state
 from alcatraz.network.plan import network_name, project_key
+from tests.integration.lifecycle.helpers import Outcome
 
 pytestmark = [pytest.mark.integration, pytest.mark.podman]
 
@@ -116,20 +117,6 @@ class Lane:
         done = self.podman(*args, "--filter", f"label={LABEL}={root}")
         assert done.returncode == 0, f"podman {' '.join(args)} as {LANE_USER}: {done.stderr}"
         return done.stdout.split()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def __str__(self) -> str:
-        return (
-            f"alca {' '.join(self.args)} (as {LANE_USER}) -> exit {self.returncode}\n"
-            f"--- stdout ---\n{self.stdout}--- stderr ---\n{self.stderr}"
-        )
 
 
 class Project:
