@@ -238,6 +238,46 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
     return isolation
 
 
+#: Tests only: skip the sandbox-namespace layer, so a lab verdict is the host table's alone.
+HOST_LAYER_ONLY_ENV = "ALCA_TEST_HOST_LAYER_ONLY"
+
+
+def guard_inside(
+    app: App, runtime: Runtime, guard: Isolation, container: str, pid: int = 0
+) -> None:
+    """Load the second layer (`nft.guard_script`) in the sandbox's own network namespace.
+
+    It keeps the policy when the host's table goes under a running sandbox. Only where
+    alcatraz runs nft itself as root on this host (it must enter the namespace); through
+    `sudo -n nft` or the helper container, the host's table is the only layer.
+    """
+    import os
+
+    fw = guard.firewall
+    if fw is None or fw.mechanism != "native" or os.geteuid() != 0:
+        return
+    if app.environ.get(HOST_LAYER_ONLY_ENV):  # the lab's truth tables judge the host's table
+        return
+    if pid <= 0:
+        info = runtime.inspect(container)
+        pid = info.pid if info is not None else 0
+    if pid <= 0:
+        raise AlcaError(
+            f"cannot guard the sandbox's network: container {container} is not running",
+            hint="alca up",
+        )
+    inside = Firewall(app.runner, ["nsenter", f"--target={pid}", "--net", "--", *fw.command])
+    tag = nft.guard_tag(guard.policy)
+    if not guard.policy.allow_all and inside.guard_loaded(tag):
+        return
+    inside.load(nft.guard_script(guard.policy))
+    if not guard.policy.allow_all and not inside.guard_loaded(tag):
+        raise RefusedError(
+            "the sandbox's own network rules did not load as expected",
+            hint=f"check `nsenter --target={pid} --net nft list ruleset`",
+        )
+
+
 def fallback_record(app: App, runtime: Runtime, project_id: str) -> dict[str, Any]:
     """What to tear down when `up` was interrupted before it saved its isolation record."""
     name = network_name(project_id)

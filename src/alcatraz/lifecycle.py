@@ -92,6 +92,9 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
             with app.progress(f"Starting stopped container: {name}"):
                 runtime.start(name)
             app.step("Container started")
+        # The second layer, inside the sandbox's namespace, before any of its commands run.
+        running = info is not None and info.state is ContainerState.RUNNING
+        isolation.guard_inside(app, runtime, guard, name, pid=info.pid if running and info else 0)
 
         previous_spec = project.state.get("run_spec")
         if kept_with_drift and isinstance(previous_spec, dict):

@@ -131,6 +131,10 @@ class Workspace:
             ALCA_NFT_CONF=str(self.nft_conf),
             ALCA_NFT_DIR=str(self.nft_dir),
             NO_COLOR="1",
+            # The truth tables judge the host's table by its counters: without the second
+            # layer in the sandbox's namespace, which would drop first (its own test passes
+            # ALCA_TEST_HOST_LAYER_ONLY="").
+            ALCA_TEST_HOST_LAYER_ONLY="1",
         )
         env.update(self.extra_env)
         env.update(extra)

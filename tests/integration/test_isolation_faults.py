@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -271,6 +271,60 @@ def test_rules_deleted_by_hand_run_refuses_status_missing_up_repairs(
     isolated(project, lab)
     project.ok("run", "sh", "-c", f"touch {marker.name}")
     assert marker.exists()
+
+
+def guard_counter(project: Project) -> Callable[[], dict[str, int]]:
+    """Drops counted by the guard table in the sandbox's own network namespace."""
+
+    def read() -> dict[str, int]:
+        inspect = [project.engine, "inspect", "-f", "{{.State.Pid}}", project.container_name]
+        pid = sh(inspect).stdout.strip()
+        done = sh(["nsenter", f"--target={pid}", "--net", "nft", "-j", "list", "table", "inet",
+                   "alcatraz_guard"])  # fmt: skip
+        dropped = 0
+        for item in json.loads(done.stdout or "{}").get("nftables", []):
+            expr = item.get("rule", {}).get("expr", [])
+            if any(isinstance(e, dict) and "drop" in e for e in expr):
+                dropped += sum(
+                    int(e["counter"]["packets"])
+                    for e in expr
+                    if isinstance(e, dict) and isinstance(e.get("counter"), dict)
+                )
+        return {"guard": dropped}
+
+    return read
+
+
+def test_the_guard_in_the_sandbox_keeps_blocking_when_the_host_table_is_deleted(
+    engine: CliRuntime, lab: Lab, ws: Workspace
+) -> None:
+    """T22: `nft flush ruleset` or a deleted table under a running sandbox. The second layer,
+    loaded by `up` into the sandbox's own network namespace, still blocks every private and
+    host destination (its own counters explain each block) and lets the internet through."""
+    name = engine.executable
+    positive_control(name, lab)
+    project = ws.project(name, f"{name[0]}grd")
+    project.up(ALCA_TEST_HOST_LAYER_ONLY="")
+    wait_for(lambda: not foreign_keys([project.key]), 5, step=0.5)
+    if foreign_keys([project.key]):
+        pytest.skip("other projects' rules are loaded: the shared table cannot be deleted")
+    assert sh(["nft", "delete", "table", "inet", "alcatraz"]).returncode == 0
+    window = project.matrix(
+        reduced_cells(tier_b_cells()),
+        DEFAULT,
+        lab,
+        via="engine",
+        counter=guard_counter(project),
+        counter_keys=lambda cell: ["guard"],
+    )
+    print(f"\n[{name}] host table deleted, only the sandbox's own guard left:")
+    print(window.table())
+    assert not window.failures(), window.explain()
+    assert not unexpected(window), "\n".join(unexpected(window))
+    # The next `up` restores the host's table (the guard is already current).
+    ok_up(project, ALCA_TEST_HOST_LAYER_ONLY="")
+    ok, detail = project.rules_verified()
+    assert ok, detail
 
 
 def ok_up(project: Project, **env: str) -> Outcome:

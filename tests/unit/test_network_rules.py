@@ -251,3 +251,50 @@ def test_persisted_table_keeps_dispatch_but_not_seen_addresses() -> None:
     assert 'elements = { "alca-x" }' in saved
     assert "10.0.0.1" not in saved and "172.17.0.1" not in saved
     assert saved.count("{") == saved.count("}")
+
+
+# --- the second layer, inside the sandbox's network namespace -------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_guard_rules_match_golden_files(name: str) -> None:
+    script = nft.guard_script(_policy(name))  # type: ignore[arg-type]
+    golden = GOLDEN / f"guard-{name}.nft"
+    if os.environ.get("ALCA_UPDATE_GOLDEN"):
+        golden.write_text(script)
+    assert script == golden.read_text(), f"regenerate with ALCA_UPDATE_GOLDEN=1 and review {golden}"
+
+
+@pytest.mark.skipif(
+    shutil.which("nft") is None or os.geteuid() != 0, reason="nft -c needs nft and root"
+)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_guard_rules_are_accepted_by_the_kernel(name: str) -> None:
+    result = subprocess.run(
+        ["nft", "-c", "-f", str(GOLDEN / f"guard-{name}.nft")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_guard_drops_what_the_host_chains_drop_after_the_exceptions() -> None:
+    lines = nft.guard_script(_policy("exceptions")).splitlines()  # type: ignore[arg-type]
+    rules = [line for line in lines if line.startswith("add rule")]
+    drop4 = next(i for i, line in enumerate(rules) if "ip daddr {" in line and "drop" in line)
+    drop6 = next(i for i, line in enumerate(rules) if "ip6 daddr {" in line and "drop" in line)
+    for network in BLOCKED4:
+        assert str(network) in rules[drop4]
+    for network6 in BLOCKED6:
+        assert str(network6) in rules[drop6]
+    accepts = [i for i, line in enumerate(rules) if line.endswith(" accept")]
+    exceptions = [i for i, line in enumerate(rules) if "192.168.250.2/32 tcp dport 18080" in line]
+    assert exceptions and max(exceptions) < drop4
+    assert any('oifname "lo" accept' in rules[i] for i in accepts if i < drop4)
+    assert any("10.213.7.1 udp dport 53 accept" in rules[i] for i in accepts if i < drop4)
+    assert rules[-1].endswith(f'accept comment "{nft.guard_tag(_policy("exceptions"))}"')  # type: ignore[arg-type]
+
+
+def test_guard_with_lan_access_all_only_removes_the_table() -> None:
+    assert nft.guard_script(_policy("allow-all")).splitlines() == [  # type: ignore[arg-type]
+        "add table inet alcatraz_guard",
+        "delete table inet alcatraz_guard",
+    ]

@@ -190,6 +190,17 @@ class Firewall:
                 keys.add(chain[2:-4])
         return keys
 
+    def guard_loaded(self, tag: str) -> bool:
+        """Whether the namespace holds the guard table tagged `tag` (see `nft.guard_script`)."""
+        result = self.runner.run(
+            [*self.command, "list", "table", nft.FAMILY, nft.GUARD_TABLE], timeout=NFT_TIMEOUT
+        )
+        return result.ok and f'comment "{tag}"' in result.stdout
+
+    def load(self, script: str) -> None:
+        """Apply a script as one transaction."""
+        self._nft(["-f", "-"], script=script)
+
     def dump(self) -> str:
         """Stateless text of the table (for persistence across reboots)."""
         return self._nft(["-s", "list", "table", nft.FAMILY, nft.TABLE])

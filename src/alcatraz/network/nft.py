@@ -229,3 +229,54 @@ def removal_script(
         if seen in chains:
             lines.append(f"delete set {T} {seen}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+#: The second layer's table, in the sandbox's own network namespace.
+GUARD_TABLE: Final = "alcatraz_guard"
+G: Final = f"{FAMILY} {GUARD_TABLE}"
+
+
+def guard_tag(policy: Policy) -> str:
+    return f"alcatraz-guard {policy.key} {policy_digest(policy)}"
+
+
+def guard_script(policy: Policy) -> str:
+    """The policy again, as an output chain inside the sandbox's network namespace.
+
+    The host's table can go under a running sandbox (`nft flush ruleset` when nftables.service
+    restarts, a user deleting it); a ruleset in the container's own namespace does not, and
+    the agent cannot change it (no CAP_NET_ADMIN). It blocks what the host's forward chain
+    blocks, and the private addresses of the host (the gateway, other bridges, the LAN
+    interface) as the input chain does; the host's public addresses it cannot know. The
+    engine's resolver stays reachable (Docker: 127.0.0.11 on loopback; Podman: the gateway's
+    port 53). With `allow_all` the table is removed. One transaction, replacing any earlier
+    version.
+    """
+    lines = [f"add table {G}", f"delete table {G}"]
+    if policy.allow_all:
+        return "\n".join(lines) + "\n"
+    gateway = policy.network.gateway
+    lines += [
+        f"add table {G}",
+        f"add chain {G} output {{ type filter hook output priority filter ; policy accept ; }}",
+        f'add rule {G} output oifname "lo" accept',
+        f"add rule {G} output ct state established,related accept",
+        f"add rule {G} output ip daddr {gateway} udp dport 53 accept",
+        f"add rule {G} output ip daddr {gateway} tcp dport 53 accept",
+    ]
+    lines += [
+        f"add rule {G} output {m} accept" for rule in policy.rules for m in _rule_matches(rule)
+    ]
+    proxy = policy.proxy
+    if proxy is not None:
+        host = proxy.host
+        if isinstance(host, AlcaToken):
+            raise ValueError("tokens must be resolved before rendering")
+        family = "ip" if host.version == 4 else "ip6"
+        lines.append(f"add rule {G} output {family} daddr {host} tcp dport {proxy.port} accept")
+    lines += [
+        f"add rule {G} output ip daddr {_set(BLOCKED4)} counter drop",
+        f"add rule {G} output ip6 daddr {_set(BLOCKED6)} counter drop",
+        f'add rule {G} output accept comment "{guard_tag(policy)}"',
+    ]
+    return "\n".join(lines) + "\n"

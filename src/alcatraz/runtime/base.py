@@ -90,6 +90,7 @@ class ContainerInfo:
     effective_caps: tuple[str, ...] | None = None  # Podman reports these; Docker does not
     mounts: tuple[BindMount, ...] = ()  # bind mounts only
     ports: tuple[PortMapping, ...] = ()  # published ports with a fixed host port
+    pid: int = 0  # the container's init on the engine host; 0 when not running
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,7 @@ def _parse_one(raw: Mapping[str, Any], states: Mapping[str, ContainerState]) -> 
         effective_caps=_strs(effective) if isinstance(effective, list) else None,
         mounts=_mounts(raw.get("Mounts")),
         ports=_ports(host.get("PortBindings")),
+        pid=int(state.get("Pid") or 0) if isinstance(state.get("Pid"), int) else 0,
     )
 
 
