@@ -19,7 +19,7 @@ from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
 from alcatraz.network import nft
-from alcatraz.network.firewall import HELPER_NAME, Firewall, firewall_for
+from alcatraz.network.firewall import HELPER_NAME, Firewall, TableState, firewall_for
 from alcatraz.network.plan import (
     Policy,
     ProjectNetwork,
@@ -316,12 +316,13 @@ def teardown(app: App, runtime: Runtime, record: dict[str, Any] | None) -> None:
 
 
 def report(
-    app: App, config: Config, project_id: str, record: dict[str, Any] | None
+    app: App, config: Config, project_id: str, record: dict[str, Any] | None, pid: int = 0
 ) -> dict[str, Any]:
     """Isolation as the kernel has it now, for `status` and `net log`.
 
     `state` is one of: off, enabled, outdated (rules of an older config), missing, none
-    (no sandbox network yet).
+    (no sandbox network yet). With the running container's `pid`, the blocked packets and
+    destinations include what the second layer in its namespace dropped first.
     """
     if not record:
         return {"state": "none"}
@@ -356,13 +357,37 @@ def report(
     else:
         state = "missing"  # deleted, flushed or never loaded
     blocked = table.counters.get(fwd, 0) + table.counters.get(inp, 0)
-    seen = sorted(table.seen.get(seen4, []) + table.seen.get(seen6, []), key=lambda item: -item[1])
+    packets: dict[str, int] = {}
+    for address, count in table.seen.get(seen4, []) + table.seen.get(seen6, []):
+        packets[address] = packets.get(address, 0) + count
+    inside = _guard_state(app, [str(c) for c in command], pid)
+    if inside is not None:
+        blocked += inside.counters.get("output", 0)
+        for address, count in inside.seen.get("seen4", []) + inside.seen.get("seen6", []):
+            packets[address] = packets.get(address, 0) + count
+    seen = sorted(packets.items(), key=lambda item: -item[1])
     return {
         **result,
         "state": state,
         "blocked": blocked,
         "destinations": [{"address": a, "packets": p} for a, p in seen],
     }
+
+
+def _guard_state(app: App, command: list[str], pid: int) -> TableState | None:
+    """The second layer's table in the sandbox's namespace, when it can be read here."""
+    import os
+
+    if pid <= 0 or sys.platform != "linux" or os.geteuid() != 0:
+        return None
+    if app.environ.get("ALCA_FIREWALL") == "helper":
+        return None
+    try:
+        inside = Firewall(app.runner, ["nsenter", f"--target={pid}", "--net", "--", *command])
+        table = inside.read(nft.GUARD_TABLE)
+    except AlcaError:
+        return None
+    return table if table.exists else None
 
 
 class Helper:

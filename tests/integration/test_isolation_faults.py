@@ -321,6 +321,10 @@ def test_the_guard_in_the_sandbox_keeps_blocking_when_the_host_table_is_deleted(
     print(window.table())
     assert not window.failures(), window.explain()
     assert not unexpected(window), "\n".join(unexpected(window))
+    # `net log` reads the layer in the sandbox's namespace too.
+    log = json.loads(project.ok("net", "log", "--json").stdout)
+    assert log["state"] == "missing" and log["blocked"] > 0, log
+    assert "192.168.250.2" in [d["address"] for d in log["destinations"]], log
     # The next `up` restores the host's table (the guard is already current).
     ok_up(project, ALCA_TEST_HOST_LAYER_ONLY="")
     ok, detail = project.rules_verified()

@@ -24,7 +24,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     project = sandbox.open_project(app, root)
     record = project.state.get("isolation")
     data: dict[str, Any] = (
-        isolation.report(app, config, project.project_id, record)
+        isolation.report(app, config, project.project_id, record, pid=_sandbox_pid(app, project))
         if project.project_id and record
         else {"state": "none"}
     )
@@ -52,3 +52,22 @@ def main(args: argparse.Namespace, app: App) -> int:
     for entry in destinations:
         app.out(f"{str(entry['address']).ljust(width)}  {entry['packets']}")
     return 0
+
+
+def _sandbox_pid(app: App, project: Any) -> int:
+    """The running sandbox's pid (0 if none), to read the layer in its own namespace too."""
+    from alcatraz import sandbox
+    from alcatraz.errors import AlcaError
+    from alcatraz.runtime.detect import resolve_runtime
+
+    recorded = str(project.state.get("runtime", "")).lower()
+    try:
+        runtime, _ = resolve_runtime(
+            recorded if recorded in ("docker", "podman") else "auto",
+            runner=app.runner,
+            environ=app.environ,
+        )
+        info = sandbox.find_container(runtime, project)
+    except AlcaError:
+        return 0
+    return info.pid if info is not None else 0

@@ -52,17 +52,21 @@ def _collect(app: App) -> dict[str, Any]:
         return report
     from alcatraz import isolation
 
-    try:
-        report["isolation"] = isolation.report(
-            app, config, project.project_id, project.state.get("isolation")
-        )
-    except AlcaError as error:
-        report["isolation"] = {"state": "unknown", "error": error.message}
     info = sandbox.find_container(runtime, project)
     if info is None:
         previous = sandbox.previous_runtime(app, project, runtime)
         if previous is not None:
             info = sandbox.find_container(previous, project)  # the engine changed since
+    try:
+        report["isolation"] = isolation.report(
+            app,
+            config,
+            project.project_id,
+            project.state.get("isolation"),
+            pid=info.pid if info is not None else 0,
+        )
+    except AlcaError as error:
+        report["isolation"] = {"state": "unknown", "error": error.message}
     if info is None:
         report["container"] = {"state": ContainerState.NOT_FOUND.value}
         return report

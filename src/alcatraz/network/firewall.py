@@ -126,9 +126,9 @@ class Firewall:
                 "network helper ('alca network-helper install')",
             )
 
-    def read(self) -> TableState:
+    def read(self, table: str = nft.TABLE) -> TableState:
         result = self.runner.run(
-            [*self.command, "-j", "list", "table", nft.FAMILY, nft.TABLE], timeout=NFT_TIMEOUT
+            [*self.command, "-j", "list", "table", nft.FAMILY, table], timeout=NFT_TIMEOUT
         )
         if not result.ok:
             if "No such file or directory" in result.stderr or "does not exist" in result.stderr:

@@ -258,6 +258,9 @@ def guard_script(policy: Policy) -> str:
     gateway = policy.network.gateway
     lines += [
         f"add table {G}",
+        # Blocked destinations are recorded as on the host, for `alca net log` and `status`.
+        f"add set {G} seen4 {{ type ipv4_addr ; flags dynamic,timeout ; timeout {SEEN_TIMEOUT} ; size 4096 ; counter ; }}",
+        f"add set {G} seen6 {{ type ipv6_addr ; flags dynamic,timeout ; timeout {SEEN_TIMEOUT} ; size 4096 ; counter ; }}",
         f"add chain {G} output {{ type filter hook output priority filter ; policy accept ; }}",
         f'add rule {G} output oifname "lo" accept',
         f"add rule {G} output ct state established,related accept",
@@ -275,8 +278,8 @@ def guard_script(policy: Policy) -> str:
         family = "ip" if host.version == 4 else "ip6"
         lines.append(f"add rule {G} output {family} daddr {host} tcp dport {proxy.port} accept")
     lines += [
-        f"add rule {G} output ip daddr {_set(BLOCKED4)} counter drop",
-        f"add rule {G} output ip6 daddr {_set(BLOCKED6)} counter drop",
+        f"add rule {G} output ip daddr {_set(BLOCKED4)} update @seen4 {{ ip daddr }} counter drop",
+        f"add rule {G} output ip6 daddr {_set(BLOCKED6)} update @seen6 {{ ip6 daddr }} counter drop",
         f'add rule {G} output accept comment "{guard_tag(policy)}"',
     ]
     return "\n".join(lines) + "\n"
