@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -251,8 +252,6 @@ def guard_inside(
     alcatraz runs nft itself as root on this host (it must enter the namespace); through
     `sudo -n nft` or the helper container, the host's table is the only layer.
     """
-    import os
-
     fw = guard.firewall
     if fw is None or fw.mechanism != "native" or os.geteuid() != 0:
         return
@@ -266,7 +265,7 @@ def guard_inside(
             f"cannot guard the sandbox's network: container {container} is not running",
             hint="alca up",
         )
-    inside = Firewall(app.runner, ["nsenter", f"--target={pid}", "--net", "--", *fw.command])
+    inside = _in_namespace_of(app, pid, fw.command)
     tag = nft.guard_tag(guard.policy)
     if not guard.policy.allow_all and inside.guard_loaded(tag):
         return
@@ -374,17 +373,19 @@ def report(
     }
 
 
+def _in_namespace_of(app: App, pid: int, command: list[str]) -> Firewall:
+    """`command` (nft) run in the network namespace of process `pid` (the sandbox's init)."""
+    return Firewall(app.runner, ["nsenter", f"--target={pid}", "--net", "--", *command])
+
+
 def _guard_state(app: App, command: list[str], pid: int) -> TableState | None:
     """The second layer's table in the sandbox's namespace, when it can be read here."""
-    import os
-
     if pid <= 0 or sys.platform != "linux" or os.geteuid() != 0:
         return None
     if app.environ.get("ALCA_FIREWALL") == "helper":
         return None
     try:
-        inside = Firewall(app.runner, ["nsenter", f"--target={pid}", "--net", "--", *command])
-        table = inside.read(nft.GUARD_TABLE)
+        table = _in_namespace_of(app, pid, command).read(nft.GUARD_TABLE)
     except AlcaError:
         return None
     return table if table.exists else None
