@@ -69,11 +69,19 @@ def _policy(name: str) -> object:
     )
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_rendered_rules_match_golden_files(name: str) -> None:
+#: Golden file prefix -> renderer: the host's table, and the layer in the sandbox's namespace.
+RENDERERS = {
+    "": lambda policy: nft.apply_script(policy, {}),
+    "guard-": nft.guard_script,
+}
+GOLDEN_CASES = [(prefix, name) for prefix in RENDERERS for name in sorted(CASES)]
+
+
+@pytest.mark.parametrize(("prefix", "name"), GOLDEN_CASES)
+def test_rendered_rules_match_golden_files(prefix: str, name: str) -> None:
     """A change in generated rules fails here until the golden file is reviewed and updated."""
-    script = nft.apply_script(_policy(name), {})  # type: ignore[arg-type]
-    golden = GOLDEN / f"{name}.nft"
+    script = RENDERERS[prefix](_policy(name))
+    golden = GOLDEN / f"{prefix}{name}.nft"
     if os.environ.get("ALCA_UPDATE_GOLDEN"):
         golden.write_text(script)
     assert script == golden.read_text(), f"regenerate with ALCA_UPDATE_GOLDEN=1 and review {golden}"
@@ -82,11 +90,11 @@ def test_rendered_rules_match_golden_files(name: str) -> None:
 @pytest.mark.skipif(
     shutil.which("nft") is None or os.geteuid() != 0, reason="nft -c needs nft and root"
 )
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_golden_rules_are_accepted_by_the_kernel(name: str) -> None:
+@pytest.mark.parametrize(("prefix", "name"), GOLDEN_CASES)
+def test_golden_rules_are_accepted_by_the_kernel(prefix: str, name: str) -> None:
     """`nft -c` asks the kernel to validate without committing anything."""
     result = subprocess.run(
-        ["nft", "-c", "-f", str(GOLDEN / f"{name}.nft")], capture_output=True, text=True
+        ["nft", "-c", "-f", str(GOLDEN / f"{prefix}{name}.nft")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
 
@@ -254,26 +262,6 @@ def test_persisted_table_keeps_dispatch_but_not_seen_addresses() -> None:
 
 
 # --- the second layer, inside the sandbox's network namespace -------------------------------
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_guard_rules_match_golden_files(name: str) -> None:
-    script = nft.guard_script(_policy(name))  # type: ignore[arg-type]
-    golden = GOLDEN / f"guard-{name}.nft"
-    if os.environ.get("ALCA_UPDATE_GOLDEN"):
-        golden.write_text(script)
-    assert script == golden.read_text(), f"regenerate with ALCA_UPDATE_GOLDEN=1 and review {golden}"
-
-
-@pytest.mark.skipif(
-    shutil.which("nft") is None or os.geteuid() != 0, reason="nft -c needs nft and root"
-)
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_guard_rules_are_accepted_by_the_kernel(name: str) -> None:
-    result = subprocess.run(
-        ["nft", "-c", "-f", str(GOLDEN / f"guard-{name}.nft")], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def test_guard_drops_what_the_host_chains_drop_after_the_exceptions() -> None:
