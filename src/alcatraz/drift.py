@@ -13,7 +13,7 @@ from typing import Any
 from alcatraz.config.expand import env_reference
 from alcatraz.config.load import Config
 from alcatraz.config.netgrammar import render_port
-from alcatraz.seccomp import needs_guard
+from alcatraz.seccomp import config_needs_guard
 
 
 def snapshot(config: Config) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def snapshot(config: Config) -> dict[str, Any]:
         "envs": {name: env.value for name, env in sorted(config.envs.items())},
         "caps": {"drop": list(config.caps.drop), "add": list(config.caps.add)},
         "ports": [render_port(p) for p in config.ports],
-        "setuid_guard": needs_guard((m.readonly, bool(m.exclude)) for m in config.all_mounts),
+        "setuid_guard": config_needs_guard(config),
     }
 
 

@@ -120,25 +120,6 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
     app.done("Environment ready")
 
 
-def _drift_lines(
-    project: Project,
-    snapshot: dict[str, object],
-    chosen: Runtime,
-    info: ContainerInfo,
-    project_id: str,
-) -> list[str]:
-    """Every way the existing container differs from what the configuration asks for."""
-    changes = drift.compare(
-        project.state.get("snapshot") or {},
-        snapshot,
-        old_engine=str(project.state.get("runtime", "")),
-        new_engine=chosen.name,
-    )
-    if network_name(project_id) not in info.networks:
-        changes.append("Network: the container is not on its isolated project network")
-    return changes
-
-
 def _reconcile_drift(
     app: App,
     config: Config,
@@ -153,7 +134,15 @@ def _reconcile_drift(
 ) -> Literal["current", "kept", "rebuilt"]:
     """Show drift and rebuild on request: "rebuilt" when the old container was removed,
     "kept" when the user declined, "current" when nothing drifted."""
-    changes = _drift_lines(project, snapshot, chosen, info, project_id)
+    changes = drift.compare(
+        project.state.get("snapshot") or {},
+        snapshot,
+        old_engine=str(project.state.get("runtime", "")),
+        new_engine=chosen.name,
+    )
+    detached = network_name(project_id) not in info.networks
+    if detached:
+        changes.append("Network: the container is not on its isolated project network")
     if not changes:
         return "current"
     if force:
@@ -165,7 +154,6 @@ def _reconcile_drift(
             app.out(f"  {line}")
         rebuild = app.confirm("Rebuild container with new configuration?")
     if not rebuild:
-        detached = network_name(project_id) not in info.networks
         if detached and isolation.needs_firewall(config):
             raise RefusedError(
                 "the existing container is outside its isolated network, so its "

@@ -190,18 +190,13 @@ def _protected_config_mounts(config: Config) -> list[BindMount]:
 SECCOMP_BASE_ENV = "ALCA_SECCOMP_BASE"
 
 
-def needs_setuid_guard(config: Config) -> bool:
-    """Whether the config bind-mounts a host directory writable (see `alcatraz.seccomp`)."""
-    return seccomp.needs_guard((m.readonly, bool(m.exclude)) for m in config.all_mounts)
-
-
 def setuid_guard_profile(app: App, config: Config) -> str | None:
     """The guard's profile file (under the alcatraz home), or None when no guard is needed.
 
     Raises `UnavailableError` when a guard is needed and no base profile can be read:
     the container would otherwise be able to plant setuid-root files on the host.
     """
-    if not needs_setuid_guard(config):
+    if not seccomp.config_needs_guard(config):
         return None
     return write_guard_profile(app)
 

@@ -18,7 +18,10 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from alcatraz.config.load import Config
 
 #: Where a syscall takes the mode that may carry S_ISUID/S_ISGID (0-based argument index).
 MODE_ARGUMENT: Final[Mapping[str, int]] = {
@@ -63,6 +66,11 @@ def needs_guard(mounts: Iterable[tuple[bool, bool]], platform: str = sys.platfor
     if platform == "darwin":
         return False
     return any(not readonly and not synced for readonly, synced in mounts)
+
+
+def config_needs_guard(config: Config) -> bool:
+    """`needs_guard` for a configuration's mounts (the workdir's included)."""
+    return needs_guard((m.readonly, bool(m.exclude)) for m in config.all_mounts)
 
 
 def _mode_rule(name: str, index: int, action: str, *, bits: int, value: int) -> dict[str, Any]:

@@ -337,11 +337,11 @@ def _check_mutagen(app: App, runner: Runner, config: Config | None, engine: str)
 
 
 def _check_setuid_guard(app: App, config: Config | None) -> Check:
-    from alcatraz import sandbox
+    from alcatraz import sandbox, seccomp
 
     if sys.platform == "darwin":
         return Check("setuid-guard", INFO, "not needed: the engine's VM writes files as you")
-    if config is not None and not sandbox.needs_setuid_guard(config):
+    if config is not None and not seccomp.config_needs_guard(config):
         return Check(
             "setuid-guard", OK, "not needed: nothing is bind-mounted writable from the host"
         )
