@@ -14,7 +14,8 @@
 #      proxy, cached, symlinked as /usr/local/bin/mutagen
 #   5. local busybox test image, tagged localhost/alca-test/busybox:latest and
 #      as alpine:3.21, alpine:3.20, debian:bookworm-slim in Docker and Podman
-#   6. kernel modules br_netfilter, nf_tables (best effort)
+#   6. the Debian test image localhost/alca-test/debian:trixie (build-debian-image.sh),
+#      kernel modules br_netfilter, nf_tables (best effort)
 #   7. summary
 #
 # Environment:
@@ -50,6 +51,7 @@ readonly APT_PACKAGES=(
   netavark aardvark-dns   # Podman's network stack (else apt may pick CNI plugins)
   catatonit               # Podman's --init (a Recommends, skipped without recommends)
   iptables kmod ca-certificates git procps util-linux tar gzip
+  debootstrap openssl     # the Debian test image; the lab's CA (tests/integration/test_names)
   zsh fish tmux           # zsh and fish: tests/unit/test_completion.py drives them
   uidmap slirp4netns fuse-overlayfs python3  # the rootless lane (setup-rootless-lane.sh)
 )
@@ -449,8 +451,12 @@ log "   docker and podman run $IMAGE_NAME and alpine:3.21 from local storage"
 step_done
 
 # ---------------------------------------------------------------------------
-# 6. kernel modules
+# 6. kernel modules (and the Debian test image)
 # ---------------------------------------------------------------------------
+# The Debian image (apt, curl, Python, Node.js, git): its own script, cached by recipe.
+bash "$(dirname "${BASH_SOURCE[0]}")/build-debian-image.sh" 9>&- ||
+  die "building the Debian test image failed"
+
 step "6/7 kernel modules"
 # On this VM both are built in, /lib/modules does not exist and modprobe fails
 # ("Module ... not found in directory /lib/modules/..."); probe the feature then.

@@ -32,6 +32,7 @@ def snapshot(config: Config) -> dict[str, Any]:
         "caps": {"drop": list(config.caps.drop), "add": list(config.caps.add)},
         "ports": [render_port(p) for p in config.ports],
         "setuid_guard": config_needs_guard(config),
+        "host_ca": config.host_ca,
     }
 
 
@@ -87,4 +88,6 @@ def compare(
         on_off = {True: "on", False: "off"}
         before, after = old.get("setuid_guard", False), new.get("setuid_guard", False)
         lines.append(f"Setuid guard: {on_off[bool(before)]} → {on_off[bool(after)]}")
+    if old.get("host_ca", False) != new.get("host_ca", False):
+        lines.append(f"Network.host-ca: {old.get('host_ca', False)} → {new.get('host_ca', False)}")
     return lines

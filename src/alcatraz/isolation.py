@@ -13,13 +13,14 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from alcatraz import state
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
-from alcatraz.network import nft
+from alcatraz.network import nft, resolver
 from alcatraz.network.firewall import HELPER_NAME, Firewall, TableState, firewall_for
 from alcatraz.network.plan import (
     Policy,
@@ -39,6 +40,12 @@ class Isolation:
     network: ProjectNetwork
     policy: Policy
     firewall: Firewall | None  # None only for lan-access = ["*"] where nft is unavailable
+    resolver: dict[str, str] | None = None  # the project's resolver (alcatraz.network.resolver)
+
+    @property
+    def dns(self) -> tuple[str, ...]:
+        """The container's resolvers: the project's own on the gateway, else the engine's."""
+        return (self.resolver["listen"],) if self.resolver else ()
 
     @property
     def enforced(self) -> bool:
@@ -56,6 +63,7 @@ class Isolation:
             "enforced": self.enforced,
             "allow_all": self.policy.allow_all,
             "nft": self.firewall.command if self.firewall else None,
+            "resolver": self.resolver,
         }
 
 
@@ -150,8 +158,11 @@ def _network_from_info(name: str, info: Any) -> ProjectNetwork:
     return ProjectNetwork(name, info.interface, v4[0], gateway)
 
 
-def ensure_network(app: App, runtime: Runtime, project_id: str, root: str) -> ProjectNetwork:
-    """The project's own engine network, created on first use."""
+def ensure_network(
+    app: App, runtime: Runtime, project_id: str, root: str, *, engine_dns: bool = True
+) -> tuple[ProjectNetwork, bool]:
+    """The project's own engine network, created on first use; and whether the engine's own
+    resolver serves it (Podman's aardvark-dns on the gateway)."""
     name = network_name(project_id)
     info = runtime.network_inspect(name)
     if info is not None:
@@ -160,7 +171,7 @@ def ensure_network(app: App, runtime: Runtime, project_id: str, root: str) -> Pr
                 f"network {name} exists but does not belong to this project",
                 hint=f"remove it ({runtime.executable} network rm {name}) if it is a leftover",
             )
-        return _network_from_info(name, info)
+        return _network_from_info(name, info), info.dns_enabled
     taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(_host_networks(app))
     for other in runtime.networks():
         for cidr in other.subnets:
@@ -181,8 +192,9 @@ def ensure_network(app: App, runtime: Runtime, project_id: str, root: str) -> Pr
                 LABEL_PROJECT_PATH: root,
                 LABEL_OWNER: state.owner_label(str(app.home)),
             },
+            engine_dns=engine_dns,
         )
-    return _network_from_info(name, info)
+    return _network_from_info(name, info), info.dns_enabled
 
 
 def firewall(app: App, runtime: Runtime, config: Config) -> Firewall | None:
@@ -204,8 +216,49 @@ def firewall(app: App, runtime: Runtime, config: Config) -> Firewall | None:
     return fw
 
 
-def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isolation:
-    """Network + verified rules, before the container runs."""
+def wants_resolver(config: Config, fw: Firewall | None) -> bool:
+    """The project's own resolver serves an isolated sandbox wherever alcatraz is root here.
+
+    The isolation rules block the host's resolvers when they sit on a private, loopback or
+    link-local address (the usual case), so the sandbox asks the project's resolver on its
+    gateway, which asks them from the host's namespace.
+    """
+    return fw is not None and fw.mechanism == "native" and resolver_expected(config)
+
+
+def resolver_expected(config: Config) -> bool:
+    """Whether an isolated sandbox here gets the project's resolver (no engine call)."""
+    return not config.allow_all_lan and sys.platform == "linux" and os.geteuid() == 0
+
+
+def start_resolver(app: App, network: ProjectNetwork, state_dir: Path) -> dict[str, str]:
+    """Start (or find) the project's resolver on its gateway; the record `run` restarts from."""
+    entry = resolver.record(
+        str(network.gateway), str(state_dir), resolver.resolv_conf_path(app.environ)
+    )
+    problem = resolver.ensure(entry)
+    if problem is not None:
+        raise AlcaError(
+            f"cannot start the sandbox's resolver on {network.gateway} port 53: {problem}",
+            hint=f"see {entry['log']}; another program may listen on that address's port 53",
+        )
+    return entry
+
+
+def prepare(
+    app: App,
+    config: Config,
+    runtime: Runtime,
+    project_id: str,
+    state_dir: Path,
+    *,
+    creating: bool = False,
+) -> Isolation:
+    """Network + verified rules + the project's resolver, before the container runs.
+
+    `creating`: no container of the project exists, so a network whose engine resolver
+    holds the gateway's port 53 (Podman, created by an older alcatraz) is made anew.
+    """
     check_guarantee(app, config, runtime)
     fw = firewall(app, runtime, config)
     helper = Helper(app, runtime.executable)
@@ -219,7 +272,15 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
             )
         for line in helper.install():
             app.step(line)
-    network = ensure_network(app, runtime, project_id, str(config.project_root))
+    own_resolver = wants_resolver(config, fw)
+    network, engine_dns = ensure_network(
+        app, runtime, project_id, str(config.project_root), engine_dns=not own_resolver
+    )
+    if own_resolver and engine_dns and creating:
+        runtime.network_remove(network.name)
+        network, engine_dns = ensure_network(
+            app, runtime, project_id, str(config.project_root), engine_dns=False
+        )
     policy = policy_for(project_id, network, config)
     isolation = Isolation(network, policy, fw)
     if fw is not None:
@@ -236,6 +297,11 @@ def prepare(app: App, config: Config, runtime: Runtime, project_id: str) -> Isol
             app.step("Network isolation enabled")
         if policy.proxy is not None:
             app.step(f"Transparent proxy enabled (→ {config.proxy_text})")
+    if own_resolver and engine_dns:
+        # A network created before alcatraz had its own resolver: Podman's serves it.
+        app.info("Names resolve through Podman's resolver ('alca down' then 'alca up' to change)")
+    elif own_resolver:
+        isolation.resolver = start_resolver(app, network, state_dir)
     return isolation
 
 
@@ -277,7 +343,9 @@ def guard_inside(
         )
 
 
-def fallback_record(app: App, runtime: Runtime, project_id: str) -> dict[str, Any]:
+def fallback_record(
+    app: App, runtime: Runtime, project_id: str, state_dir: Path | None = None
+) -> dict[str, Any]:
     """What to tear down when `up` was interrupted before it saved its isolation record."""
     name = network_name(project_id)
     info = runtime.network_inspect(name)
@@ -292,6 +360,11 @@ def fallback_record(app: App, runtime: Runtime, project_id: str) -> dict[str, An
         "interface": info.interface if info is not None else name,
         "network": name if info is not None else "",
         "nft": command,
+        "resolver": (
+            resolver.record(info.gateways[0], str(state_dir), "")
+            if state_dir is not None and info is not None and info.gateways
+            else None
+        ),
     }
 
 
@@ -299,6 +372,9 @@ def teardown(app: App, runtime: Runtime, record: dict[str, Any] | None) -> None:
     """Remove rules, then the network; only call once the container is gone."""
     if not record:
         return
+    entry = record.get("resolver")
+    if isinstance(entry, dict) and entry.get("listen") and entry.get("pidfile"):
+        resolver.stop({str(k): str(v) for k, v in entry.items()})
     key = str(record.get("key") or "")
     interface = str(record.get("interface") or "")
     command = record.get("nft")

@@ -38,6 +38,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         filesync.check_possible(app, runtime, config)
         # Before anything changes: refuses when setuid files could reach the host.
         guard_profile = sandbox.setuid_guard_profile(app, config)
+        ca_bundle = sandbox.host_ca_bundle(app, config, project)  # refreshed on every up
 
         project_id = project.project_id or sandbox.new_project_id()
         name = state.container_name_for(project_id)
@@ -68,12 +69,21 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
             kept_with_drift = outcome == "kept"
 
         # Rules are loaded and verified before any container of this project runs.
-        guard = isolation.prepare(app, config, runtime, project_id)
+        guard = isolation.prepare(
+            app, config, runtime, project_id, project.state_dir, creating=info is None
+        )
         sandbox.save_state(project, isolation=guard.record())
         if info is None:
             sandbox.ensure_sources(config)
             spec = sandbox.container_spec(
-                config, app, project_id, name, guard.network.name, guard_profile
+                config,
+                app,
+                project_id,
+                name,
+                guard.network.name,
+                guard_profile,
+                dns=guard.dns,
+                ca_bundle=ca_bundle,
             )
             with app.progress(f"Creating container: {name}"):  # may pull the image
                 runtime.create(spec)
@@ -143,6 +153,8 @@ def _reconcile_drift(
     detached = network_name(project_id) not in info.networks
     if detached:
         changes.append("Network: the container is not on its isolated project network")
+    elif not info.dns and isolation.resolver_expected(config):
+        changes.append("Names: the container does not use the project's resolver")
     if not changes:
         return "current"
     if force:
@@ -218,7 +230,7 @@ def down(app: App, *, force: bool) -> None:
                 runtime.remove(info.name)
             # Only now that the container is gone: its rules, then its network.
             record = project.state.get("isolation") or isolation.fallback_record(
-                app, runtime, project_id
+                app, runtime, project_id, project.state_dir
             )
             isolation.teardown(app, runtime, record)
         if project.replaced:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alcatraz import seccomp, state, trust
+from alcatraz import hostca, seccomp, state, trust
 from alcatraz.app import App
 from alcatraz.config.expand import expand_env_value
 from alcatraz.config.load import Config, load_config
@@ -238,10 +238,17 @@ def container_spec(
     name: str,
     network: str | None = None,
     seccomp_profile: str | None = None,
+    *,
+    dns: tuple[str, ...] = (),
+    ca_bundle: Path | None = None,
 ) -> ContainerSpec:
     # Mounts with exclude patterns are synced (alcatraz.filesync), never bind-mounted.
     mounts = [BindMount(m.source, m.target, m.readonly) for m in config.all_mounts if not m.exclude]
     mounts += _protected_config_mounts(config)
+    env = _host_env(config, app)
+    if ca_bundle is not None:
+        mounts.append(BindMount(str(ca_bundle), hostca.BUNDLE_TARGET, readonly=True))
+        env = {**hostca.sandbox_env(config.envs), **env}
     return ContainerSpec(
         name=name,
         image=config.image,
@@ -253,7 +260,7 @@ def container_spec(
             LABEL_OWNER: owner_label(app),
         },
         mounts=mounts,
-        env=_host_env(config, app),
+        env=env,
         ports=config.ports,
         cap_drop=config.caps.drop,
         cap_add=config.caps.add,
@@ -261,8 +268,26 @@ def container_spec(
         cpus=config.cpus,
         network=network,
         seccomp_profile=seccomp_profile,
+        dns=dns,
         extra_args=tuple(shlex.split(app.environ.get("ALCA_TEST_ENGINE_ARGS", ""))),
     )
+
+
+def host_ca_bundle(app: App, config: Config, project: Project) -> Path | None:
+    """The project's copy of the host's CA certificates (refreshed), when the config asks."""
+    if not config.host_ca:
+        return None
+    path = hostca.write_bundle(project.state_dir, app.environ)
+    if path is None:
+        raise UnavailableError(
+            "host-ca = true, but this host has no CA certificate bundle at "
+            + " or ".join(hostca.SYSTEM_BUNDLES)
+            + " and no CA file in "
+            + ", ".join(hostca.CA_VARIABLES[:3]),
+            hint="install the host's CA certificates (Debian: apt install ca-certificates), "
+            "point SSL_CERT_FILE at your CA file, or remove host-ca from [network]",
+        )
+    return path
 
 
 def run_spec(

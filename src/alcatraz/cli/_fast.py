@@ -19,6 +19,7 @@ from alcatraz.errors import (
     UnavailableError,
     UsageError,
 )
+from alcatraz.network import resolver
 from alcatraz.paths import alca_home_str, find_root
 from alcatraz.state import read_json, root_identity, stamps_current, state_file
 
@@ -104,6 +105,25 @@ def rules_loaded(isolation: dict[str, object]) -> bool:
     return code == 0 and f'comment "alcatraz {key} {digest}"' in out
 
 
+def ensure_resolver(isolation: dict[str, object]) -> None:
+    """Bring the project's resolver back when it is gone (a reboot, a kill); warn if it can't.
+
+    Without it the sandbox resolves no name but nothing else changes, so `run` goes on.
+    """
+    entry = isolation.get("resolver")
+    if not isinstance(entry, dict):
+        return
+    fields = {str(k): str(v) for k, v in entry.items()}
+    if resolver.running(fields) is not None:
+        return
+    problem = resolver.spawn(fields)
+    if problem is not None:
+        sys.stderr.write(
+            f"Warning: names will not resolve in the sandbox: its resolver did not start "
+            f"({problem}); run 'alca up' as root\n"
+        )
+
+
 def exec_replace(argv: list[str]) -> NoReturn:
     """Become the engine's `exec` (like `alcatraz.proc.exec_replace`, minus its imports)."""
     if os.environ.get("ALCA_DEBUG", "") not in ("", "0"):
@@ -166,6 +186,8 @@ def run(args: list[str]) -> int:
             hint="run 'alca up' to restore them (they may have been flushed, or the machine "
             "rebooted without the network helper installed)",
         )
+    if isinstance(isolation, dict):
+        ensure_resolver(isolation)
     _conflict_banner(state_file(alca_home_str(), root))
     if not stamps_current(spec.get("stamps", [])):
         sys.stderr.write(

@@ -136,6 +136,7 @@ class Layer:
     lan_access: tuple[str, ...] = ()
     ports: tuple[PortMapping, ...] | None = None
     proxy: str | None = None
+    host_ca: bool | None = None
     caps: Caps | None = None
     post_up: str | None = None
     pre_down: str | None = None
@@ -508,6 +509,9 @@ def _normalise(
                 raise _fail("network.proxy", error) from None
             layer.proxy = network.proxy
             note("network.proxy")
+        if network.host_ca is not None:
+            layer.host_ca = network.host_ca
+            note("network.host-ca")
     if raw.caps is not None:
         layer.caps = _normalise_caps(raw.caps)
         note("caps")

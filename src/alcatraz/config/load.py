@@ -67,6 +67,7 @@ class Config:
     post_up: str
     pre_down: str
     origin: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    host_ca: bool = False  # the host's CA certificates reach the sandbox
 
     @property
     def workdir_mount(self) -> Mount:
@@ -551,6 +552,7 @@ def _finalise(
         post_up=layer.post_up or "",
         pre_down=layer.pre_down or "",
         origin=origin,
+        host_ca=bool(layer.host_ca),
     )
 
 

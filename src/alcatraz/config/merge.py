@@ -69,6 +69,12 @@ def merge(base: Layer, overlay: Layer) -> Layer:
         else:
             setattr(result, name, getattr(base, name))
 
+    if overlay.host_ca is not None:
+        result.host_ca = overlay.host_ca
+        take("network.host-ca")
+    else:
+        result.host_ca = base.host_ca
+
     if overlay.workdir_exclude:
         result.workdir_exclude = overlay.workdir_exclude
         take("workdir_exclude")

@@ -179,7 +179,7 @@ PortValue = Annotated[
 ]
 
 
-class NetworkLayer(_Strict, rename={"lan_access": "lan-access"}):
+class NetworkLayer(_Strict, rename={"lan_access": "lan-access", "host_ca": "host-ca"}):
     """Network policy of the sandbox."""
 
     lan_access: Annotated[
@@ -199,6 +199,15 @@ class NetworkLayer(_Strict, rename={"lan_access": "lan-access"}):
         msgspec.Meta(
             description='Transparent TCP proxy "host:port" (IPv4, [IPv6] or ${alca:HOST_IP}): '
             "outgoing TCP is redirected to it."
+        ),
+    ] = None
+    host_ca: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="Give the sandbox the host's trusted CA certificates (read-only) and "
+            "point SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE, PIP_CERT, "
+            "GIT_SSL_CAINFO, CURL_CA_BUNDLE and similar variables at them: for a "
+            "TLS-intercepting proxy or a private CA."
         ),
     ] = None
 

@@ -51,6 +51,7 @@ def document(config: Config) -> dict[str, Any]:
             "lan-access": list(config.lan_access),
             "ports": [render_port(p) for p in config.ports],
             **({"proxy": config.proxy_text} if config.proxy_text else {}),
+            "host-ca": config.host_ca,
         },
         "caps": {"drop": list(config.caps.drop), "add": list(config.caps.add)},
         "hooks": {
@@ -130,6 +131,7 @@ def render_text(config: Config) -> str:
     emit("network.ports", "ports", doc["network"]["ports"])
     if config.proxy_text:
         emit("network.proxy", "proxy", config.proxy_text)
+    emit("network.host-ca", "host-ca", config.host_ca)
     lines += ["", "[envs]"]
     for name, env in doc["envs"].items():
         emit(f"envs.{name}", name, env)

@@ -64,6 +64,7 @@ class ContainerSpec:
     extra_args: Sequence[str] = ()  # engine-specific flags (tests, quirks); never user input
     pull: str | None = None  # "never" / "missing" / "always"; None = the engine's default
     seccomp_profile: str | None = None  # a profile file; None = the engine's default profile
+    dns: Sequence[str] = ()  # resolvers for the container (the project's own); () = engine's
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class ContainerInfo:
     mounts: tuple[BindMount, ...] = ()  # bind mounts only
     ports: tuple[PortMapping, ...] = ()  # published ports with a fixed host port
     pid: int = 0  # the container's init on the engine host; 0 when not running
+    dns: tuple[str, ...] = ()  # HostConfig.Dns: the resolvers it was created with
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class NetworkInfo:
     subnets: tuple[str, ...]  # CIDRs
     gateways: tuple[str, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
+    dns_enabled: bool = False  # Podman: the engine's own resolver (aardvark-dns) serves it
 
 
 class Runtime(Protocol):
@@ -150,7 +153,14 @@ class Runtime(Protocol):
     ) -> Result: ...
     def image_exists(self, image: str) -> bool: ...
     def network_create(
-        self, name: str, *, subnet: str, gateway: str, interface: str, labels: Mapping[str, str]
+        self,
+        name: str,
+        *,
+        subnet: str,
+        gateway: str,
+        interface: str,
+        labels: Mapping[str, str],
+        engine_dns: bool = True,
     ) -> NetworkInfo: ...
     def network_inspect(self, name: str) -> NetworkInfo | None: ...
     def network_remove(self, name: str) -> None: ...

@@ -175,6 +175,7 @@ def _parse_one(raw: Mapping[str, Any], states: Mapping[str, ContainerState]) -> 
         mounts=_mounts(raw.get("Mounts")),
         ports=_ports(host.get("PortBindings")),
         pid=int(state.get("Pid") or 0) if isinstance(state.get("Pid"), int) else 0,
+        dns=_strs(host.get("Dns")),
     )
 
 
@@ -285,6 +286,8 @@ class CliRuntime:
             args += ["--cap-add", cap]
         if spec.network:
             args += ["--network", spec.network]
+        for server in spec.dns:
+            args += ["--dns", server]
         if spec.pull:
             args.append(f"--pull={spec.pull}")
         args += spec.extra_args
@@ -429,13 +432,20 @@ class CliRuntime:
         gateway: str,
         interface: str,
         labels: Mapping[str, str],
+        engine_dns: bool = True,
     ) -> list[str]:
         args = ["network", "create", "--driver", "bridge", "--subnet", subnet]
         args += ["--gateway", gateway]
         for key, value in labels.items():
             args += ["--label", f"{key}={value}"]
         args += self.network_interface_args(interface)
+        if not engine_dns:
+            args += self.no_engine_dns_args()
         return [*args, "--", check_name(name)]
+
+    def no_engine_dns_args(self) -> list[str]:
+        """Docker's embedded resolver cannot be turned off (containers use `--dns` instead)."""
+        return []
 
     def network_interface_args(self, interface: str) -> list[str]:
         return ["-o", f"com.docker.network.bridge.name={interface}"]
@@ -448,10 +458,16 @@ class CliRuntime:
         gateway: str,
         interface: str,
         labels: Mapping[str, str],
+        engine_dns: bool = True,
     ) -> NetworkInfo:
         self._checked(
             self.network_create_args(
-                name, subnet=subnet, gateway=gateway, interface=interface, labels=labels
+                name,
+                subnet=subnet,
+                gateway=gateway,
+                interface=interface,
+                labels=labels,
+                engine_dns=engine_dns,
             )
         )
         info = self.network_inspect(name)
@@ -513,6 +529,7 @@ def parse_network(raw: Mapping[str, Any]) -> NetworkInfo:
         subnets=tuple(str(s["subnet"]) for s in subnets if s.get("subnet")),
         gateways=tuple(str(s["gateway"]) for s in subnets if s.get("gateway")),
         labels={str(k): str(v) for k, v in labels.items()},
+        dns_enabled=bool(raw.get("dns_enabled")),
     )
 
 

@@ -55,6 +55,10 @@ class PodmanRuntime(CliRuntime):
         """Podman 4.3 names bridges itself (podmanN); alcatraz reads the name back."""
         return []
 
+    def no_engine_dns_args(self) -> list[str]:
+        """No aardvark-dns on the gateway: the project's resolver listens there instead."""
+        return ["--disable-dns"]
+
     def remove_args(self, name: str) -> list[str]:
         return ["rm", "-f", "-t", "0", check_name(name)]
 

@@ -1,0 +1,146 @@
+"""Start, find and stop a project's resolver (`alcatraz.network.dnsproxy`).
+
+One forwarder process per isolated project, listening on the project's gateway. `up` starts
+it before the container runs; `alca run` starts it again when it is gone (after a reboot);
+`down` stops it after the container is removed. A process is only ever signalled after its
+command line shows it is this project's resolver (a pid file alone may be stale).
+
+Standard library only, and cheap to import: `alca run` uses `running()` and `spawn()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Mapping
+
+MODULE = "alcatraz.network.dnsproxy"
+PIDFILE = "resolver.pid"
+LOGFILE = "resolver.log"
+READY_TIMEOUT = 10.0
+#: Where the resolver reads the host's resolvers (tests point it at a lab resolv.conf).
+RESOLV_CONF_ENV = "ALCA_HOST_RESOLV_CONF"
+
+
+def record(listen: str, state_dir: str, resolv_conf: str) -> dict[str, str]:
+    """What the isolation record keeps about the resolver (`alca run` restarts from it)."""
+    return {
+        "listen": listen,
+        "pidfile": os.path.join(state_dir, PIDFILE),
+        "log": os.path.join(state_dir, LOGFILE),
+        "resolv_conf": resolv_conf,
+    }
+
+
+def resolv_conf_path(environ: Mapping[str, str]) -> str:
+    return environ.get(RESOLV_CONF_ENV) or "/etc/resolv.conf"
+
+
+def argv(entry: dict[str, str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        MODULE,
+        "--listen",
+        entry["listen"],
+        "--pidfile",
+        entry["pidfile"],
+        "--resolv-conf",
+        entry.get("resolv_conf") or "/etc/resolv.conf",
+    ]
+
+
+def running(entry: dict[str, str]) -> int | None:
+    """The pid of the project's resolver when it runs, else None."""
+    try:
+        with open(entry["pidfile"], encoding="ascii") as handle:
+            pid = int(handle.read().strip() or "0")
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().split(b"\0")
+    except (OSError, ValueError, KeyError):
+        return None
+    wanted = (MODULE.encode(), b"--listen", entry["listen"].encode())
+    if pid > 0 and all(word in words for word in wanted):
+        return pid
+    return None
+
+
+def spawn(entry: dict[str, str]) -> str | None:
+    """Start the resolver detached; None when it is ready, else why it is not."""
+    read_end, write_end = os.pipe()
+    log = os.open(entry["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    actions = [
+        (os.POSIX_SPAWN_DUP2, devnull, 0),
+        (os.POSIX_SPAWN_DUP2, write_end, 1),
+        (os.POSIX_SPAWN_DUP2, log, 2),
+        (os.POSIX_SPAWN_CLOSE, read_end),
+    ]
+    try:
+        pid = os.posix_spawn(
+            sys.executable, argv(entry), dict(os.environ), file_actions=actions, setsid=True
+        )
+    except OSError as error:
+        return f"cannot start {sys.executable}: {error.strerror}"
+    finally:
+        for fd in (write_end, log, devnull):
+            os.close(fd)
+    answer = _read_line(read_end, READY_TIMEOUT)
+    os.close(read_end)
+    if answer == "ready":
+        _reap_later(pid)
+        return None
+    _reap_later(pid)
+    return (
+        answer.removeprefix("error: ") or "it exited without saying why (see " + entry["log"] + ")"
+    )
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return "it did not become ready in time"
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").split("\n", 1)[0].strip()
+
+
+def _reap_later(pid: int) -> None:
+    """Collect the child if it already exited; a running one outlives us (setsid)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def ensure(entry: dict[str, str]) -> str | None:
+    """Running, or started now; None when fine, else why it could not start."""
+    if running(entry) is not None:
+        return None
+    return spawn(entry)
+
+
+def stop(entry: dict[str, str], *, timeout: float = 3.0) -> bool:
+    """End the project's resolver (only after its command line proves it); True if it ran."""
+    pid = running(entry)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running(entry) != pid:
+            return True
+        time.sleep(0.05)
+    if running(entry) == pid:
+        os.kill(pid, signal.SIGKILL)
+    return True
