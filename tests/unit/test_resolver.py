@@ -179,3 +179,21 @@ def test_module_runs_standalone() -> None:
         check=False,
     )
     assert done.returncode == 0 and "--listen" in done.stdout
+
+
+def test_daemon_keeps_none_of_its_starters_descriptors(tmp_path: Path) -> None:
+    """A lock or pipe the starter holds (e.g. `flock … alca up`) must not live on in it."""
+    if os.geteuid() != 0:
+        pytest.skip("binds port 53")
+    entry = resolver.record("127.0.0.156", str(tmp_path), "/dev/null")
+    held = os.open(tmp_path / "lock", os.O_CREAT | os.O_RDWR)
+    os.set_inheritable(held, True)
+    try:
+        assert resolver.spawn(entry) is None
+        pid = resolver.running(entry)
+        assert pid is not None
+        targets = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert str(tmp_path / "lock") not in targets, targets
+    finally:
+        os.close(held)
+        resolver.stop(entry)

@@ -331,6 +331,8 @@ def _write_pidfile(path: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Bind, write the pid file, say "ready" on stdout, close it, then serve until SIGTERM."""
     args = _parse(sys.argv[1:] if argv is None else argv)
+    # Whatever the starter held open (a lock, a pipe, a terminal) is not ours to keep.
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     try:
         udp, tcp = bind_sockets(args.listen, args.port)
     except OSError as error:
