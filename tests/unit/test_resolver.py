@@ -197,3 +197,30 @@ def test_daemon_keeps_none_of_its_starters_descriptors(tmp_path: Path) -> None:
     finally:
         os.close(held)
         resolver.stop(entry)
+
+
+def test_ipv6_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IPv6 upstream (here ::1) is asked over UDP like an IPv4 one."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(dnsproxy, "DNS_PORT", port)
+
+    async def scenario() -> bytes:
+        server = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        server.bind(("::1", port))
+        server.setblocking(False)
+        loop = asyncio.get_running_loop()
+
+        async def answer_once() -> None:
+            data, peer = await loop.sock_recvfrom(server, 4096)
+            await loop.sock_sendto(server, reply_to(data), peer)
+
+        task = asyncio.create_task(answer_once())
+        try:
+            return await dnsproxy.ask_udp("::1", query("six.test"))
+        finally:
+            await task
+            server.close()
+
+    assert matches(query("six.test"), asyncio.run(scenario()))

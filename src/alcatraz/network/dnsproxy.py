@@ -160,9 +160,16 @@ class _Reply(asyncio.DatagramProtocol):
 async def ask_udp(upstream: str, query: bytes) -> bytes:
     loop = asyncio.get_running_loop()
     family, address = _family_and_address(upstream)
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: _Reply(query), remote_addr=address, family=family
-    )
+    # A connected socket of our own: asyncio takes only (host, port) for remote_addr, which
+    # would drop an IPv6 link-local upstream's zone.
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    transport, protocol = await loop.create_datagram_endpoint(lambda: _Reply(query), sock=sock)
     try:
         transport.sendto(query)
         return await asyncio.wait_for(protocol.answer, UPSTREAM_TIMEOUT)
