@@ -352,6 +352,54 @@ def _check_setuid_guard(app: App, config: Config | None) -> Check:
     return Check("setuid-guard", OK, f"seccomp profile ready ({path})")
 
 
+def _check_host_ca(app: App, config: Config | None) -> Check:
+    """CAs the host trusts beyond a public store: HTTPS inside fails for what they sign."""
+    from alcatraz import hostca
+
+    count, sources = hostca.extra_authorities(app.environ)
+    if config is not None and config.host_ca:
+        return Check("host-ca", OK, f"the host's CA certificates reach the sandbox ({count} "
+                     "beyond the public store)")  # fmt: skip
+    if count == 0:
+        return Check("host-ca", OK, "the host trusts no CA beyond the public store")
+    return Check(
+        "host-ca",
+        WARN,
+        f"this host trusts {count} CA certificate{'s' if count != 1 else ''} that a default "
+        f"store lacks (in {', '.join(sources)}): HTTPS inside the sandbox fails for sites "
+        "they sign ('unable to get local issuer certificate', e.g. behind a "
+        "TLS-intercepting proxy)",
+        "set host-ca = true under [network], then alca up -f (docs/config.md, host-ca)",
+    )
+
+
+def _check_names(found: _Project) -> Check | None:
+    record = found.record
+    if not record or not record.get("enforced"):
+        return None
+    from alcatraz.network import resolver
+
+    names = resolver.describe(record.get("resolver"))
+    if names["state"] == "engine":
+        return Check("names", INFO, "the engine's resolver serves the sandbox")
+    upstreams = [str(u) for u in names.get("upstreams") or []]
+    if names["state"] != "running":
+        return Check(
+            "names", FAIL,
+            f"the project's resolver on {names['listen']} is not running: no name resolves "
+            "inside the sandbox",
+            "alca up (or any alca run) starts it again",
+        )  # fmt: skip
+    if not upstreams:
+        return Check(
+            "names", FAIL, f"no nameserver in {names['resolv_conf']}: no name resolves inside",
+            "fix the host's resolver configuration",
+        )  # fmt: skip
+    return Check(
+        "names", OK, f"the project's resolver on {names['listen']} asks {', '.join(upstreams)}"
+    )
+
+
 # -- the running sandbox --------------------------------------------------------------------
 
 
@@ -405,6 +453,10 @@ def collect(app: App) -> list[Check]:
     sandbox_check = _check_sandbox(app, found)
     if sandbox_check is not None:
         checks.append(sandbox_check)
+    names_check = _check_names(found)
+    if names_check is not None:
+        checks.append(names_check)
+    checks.append(_check_host_ca(app, found.config))
     return checks
 
 

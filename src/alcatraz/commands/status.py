@@ -67,6 +67,11 @@ def _collect(app: App) -> dict[str, Any]:
         )
     except AlcaError as error:
         report["isolation"] = {"state": "unknown", "error": error.message}
+    record = project.state.get("isolation")
+    if isinstance(record, dict) and record.get("enforced"):
+        from alcatraz.network import resolver
+
+        report["names"] = resolver.describe(record.get("resolver"))
     if info is None:
         report["container"] = {"state": ContainerState.NOT_FOUND.value}
         return report
@@ -154,6 +159,19 @@ def _isolation_line(isolation: dict[str, Any]) -> str:
     return "Not set up yet (run 'alca up')"
 
 
+def _names_line(names: dict[str, Any]) -> str:
+    state = names.get("state")
+    if state == "engine":
+        return "the engine's resolver"
+    upstreams = ", ".join(names.get("upstreams") or []) or f"none in {names.get('resolv_conf')}"
+    if state == "running":
+        return f"the project's resolver on {names.get('listen')} (asks {upstreams})"
+    return (
+        f"NOT RESOLVED: the project's resolver on {names.get('listen')} is not running "
+        "('alca run' or 'alca up' starts it)"
+    )
+
+
 def main(args: argparse.Namespace, app: App) -> int:
     report = _collect(app)
     if args.json:
@@ -182,6 +200,8 @@ def main(args: argparse.Namespace, app: App) -> int:
         return 0
     app.out(f"Project ID: {report['project_id']}")
     app.out(f"Network isolation: {_isolation_line(report.get('isolation') or {})}")
+    if report.get("names"):
+        app.out(f"Names: {_names_line(report['names'])}")
     app.out()
     container = report["container"] or {}
     state = container.get("state")

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from typing import Any
 
 MODULE = "alcatraz.network.dnsproxy"
 PIDFILE = "resolver.pid"
@@ -125,6 +126,27 @@ def ensure(entry: dict[str, str]) -> str | None:
     if running(entry) is not None:
         return None
     return spawn(entry)
+
+
+def describe(entry: object) -> dict[str, Any]:
+    """The resolver as `status` and `doctor` show it: state, address, the host's resolvers."""
+    if not isinstance(entry, dict) or not entry.get("listen"):
+        return {"state": "engine"}  # the engine's own resolver serves the sandbox
+    from alcatraz.network.dnsproxy import parse_resolv_conf
+
+    fields = {str(k): str(v) for k, v in entry.items()}
+    path = fields.get("resolv_conf") or "/etc/resolv.conf"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            upstreams = parse_resolv_conf(handle.read(65536))
+    except OSError:
+        upstreams = []
+    return {
+        "state": "running" if running(fields) is not None else "stopped",
+        "listen": fields["listen"],
+        "upstreams": upstreams,
+        "resolv_conf": path,
+    }
 
 
 def stop(entry: dict[str, str], *, timeout: float = 3.0) -> bool:
