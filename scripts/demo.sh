@@ -62,7 +62,11 @@ run alca run sh -c 'pwd; ls /workspace; id'
 run alca run grep -E 'CapEff|NoNewPrivs' /proc/self/status
 echo "(CapEff 00000000000000eb = CHOWN DAC_OVERRIDE FOWNER KILL SETGID SETUID only)"
 
-say "6. The agent cannot rewrite its own configuration, nor plant a setuid program"
+say "6. Names resolve inside (through the project's own resolver on the gateway)"
+run alca run nslookup deb.debian.org
+run alca status
+
+say "7. The agent cannot rewrite its own configuration, nor plant a setuid program"
 if alca run sh -c 'echo "[hooks]" >> /workspace/.alca.toml' 2>&1; then
   echo "UNEXPECTED: the config was writable" >&2; exit 1
 fi
@@ -73,7 +77,7 @@ if alca run sh -c 'cp /bin/busybox /workspace/rootshell && chmod 4755 /workspace
 fi
 rm -f rootshell
 
-say "7. The host's own services are out of reach"
+say "8. The host's own services are out of reach"
 python3 -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -88,8 +92,7 @@ fi
 echo "blocked, as it should be"
 run alca net log
 
-say "8. Status, then tear down"
-run alca status
+say "9. Tear down"
 run alca down
 echo
 echo "Demo finished: the sandbox, its network and its rules are gone."
