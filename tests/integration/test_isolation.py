@@ -109,9 +109,10 @@ def sandboxes(ws: Workspace, lab_session: Lab) -> Sandboxes:
     return Sandboxes(ws, lab_session)
 
 
-def dns_gateway(engine: str) -> bool:
-    """Podman networks run aardvark-dns on the gateway; Docker's resolver is in-container."""
-    return engine == "podman"
+def dns_gateway(engine: str, *, isolated: bool = True) -> bool:
+    """A resolver answers on the gateway: the project's own in an isolated sandbox (both
+    engines); with lan-access = ["*"], Podman's aardvark-dns (Docker's is in-container)."""
+    return isolated or engine == "podman"
 
 
 def test_positive_control_plain_container_reaches_every_cell(
@@ -227,7 +228,10 @@ def test_allow_all_reaches_everything_and_status_says_off(
 ) -> None:
     sandbox = sandboxes.get(engine.executable, "all", lan_access=["*"])
     report = sandbox.matrix(
-        tier_b_cells(dns_gateway=dns_gateway(engine.executable)), OPEN, lab, counted=False
+        tier_b_cells(dns_gateway=dns_gateway(engine.executable, isolated=False)),
+        OPEN,
+        lab,
+        counted=False,
     )
     attach(record_property, f"{engine.executable}/allow-all", report)
 
