@@ -216,35 +216,6 @@ def firewall(app: App, runtime: Runtime, config: Config) -> Firewall | None:
     return fw
 
 
-def wants_resolver(config: Config, fw: Firewall | None) -> bool:
-    """The project's own resolver serves an isolated sandbox wherever alcatraz is root here.
-
-    The isolation rules block the host's resolvers when they sit on a private, loopback or
-    link-local address (the usual case), so the sandbox asks the project's resolver on its
-    gateway, which asks them from the host's namespace.
-    """
-    return fw is not None and fw.mechanism == "native" and resolver_expected(config)
-
-
-def resolver_expected(config: Config) -> bool:
-    """Whether an isolated sandbox here gets the project's resolver (no engine call)."""
-    return not config.allow_all_lan and sys.platform == "linux" and os.geteuid() == 0
-
-
-def start_resolver(app: App, network: ProjectNetwork, state_dir: Path) -> dict[str, str]:
-    """Start (or find) the project's resolver on its gateway; the record `run` restarts from."""
-    entry = resolver.record(
-        str(network.gateway), str(state_dir), resolver.resolv_conf_path(app.environ)
-    )
-    problem = resolver.ensure(entry)
-    if problem is not None:
-        raise AlcaError(
-            f"cannot start the sandbox's resolver on {network.gateway} port 53: {problem}",
-            hint=f"see {entry['log']}; another program may listen on that address's port 53",
-        )
-    return entry
-
-
 def prepare(
     app: App,
     config: Config,
@@ -272,7 +243,7 @@ def prepare(
             )
         for line in helper.install():
             app.step(line)
-    own_resolver = wants_resolver(config, fw)
+    own_resolver = fw is not None and fw.mechanism == "native" and resolver.expected(config)
     network, engine_dns = ensure_network(
         app, runtime, project_id, str(config.project_root), engine_dns=not own_resolver
     )
@@ -301,7 +272,7 @@ def prepare(
         # A network created before alcatraz had its own resolver: Podman's serves it.
         app.info("Names resolve through Podman's resolver ('alca down' then 'alca up' to change)")
     elif own_resolver:
-        isolation.resolver = start_resolver(app, network, state_dir)
+        isolation.resolver = resolver.start(str(network.gateway), state_dir, app.environ)
     return isolation
 
 

@@ -15,6 +15,7 @@ from alcatraz import drift, filesync, isolation, sandbox, state
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
+from alcatraz.network import resolver
 from alcatraz.network.plan import network_name
 from alcatraz.runtime.base import ContainerInfo, ContainerState, Runtime
 from alcatraz.runtime.detect import resolve_runtime
@@ -153,7 +154,7 @@ def _reconcile_drift(
     detached = network_name(project_id) not in info.networks
     if detached:
         changes.append("Network: the container is not on its isolated project network")
-    elif not info.dns and isolation.resolver_expected(config):
+    elif not info.dns and resolver.expected(config):
         changes.append("Names: the container does not use the project's resolver")
     if not changes:
         return "current"

@@ -17,7 +17,14 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from alcatraz.errors import AlcaError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from alcatraz.config.load import Config
 
 MODULE = "alcatraz.network.dnsproxy"
 PIDFILE = "resolver.pid"
@@ -25,6 +32,28 @@ LOGFILE = "resolver.log"
 READY_TIMEOUT = 10.0
 #: Where the resolver reads the host's resolvers (tests point it at a lab resolv.conf).
 RESOLV_CONF_ENV = "ALCA_HOST_RESOLV_CONF"
+
+
+def expected(config: Config) -> bool:
+    """Whether an isolated sandbox here gets the project's resolver (root on Linux).
+
+    The isolation rules block the host's resolvers when they sit on a private, loopback or
+    link-local address (the usual case), so the sandbox asks the project's resolver on its
+    gateway, which asks them from the host's namespace. It binds port 53: root only.
+    """
+    return not config.allow_all_lan and sys.platform == "linux" and os.geteuid() == 0
+
+
+def start(listen: str, state_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Start (or find) the project's resolver on `listen`; the record `run` restarts from."""
+    entry = record(listen, str(state_dir), resolv_conf_path(environ))
+    problem = ensure(entry)
+    if problem is not None:
+        raise AlcaError(
+            f"cannot start the sandbox's resolver on {listen} port 53: {problem}",
+            hint=f"see {entry['log']}; another program may listen on that address's port 53",
+        )
+    return entry
 
 
 def record(listen: str, state_dir: str, resolv_conf: str) -> dict[str, str]:
