@@ -245,3 +245,53 @@ def test_apt_get_update_through_the_hosts_real_resolver(
         assert "Temporary failure resolving" not in done.stdout, done.stdout
     finally:
         use_resolver(names_lab, DNS4)
+
+
+def resolver_entry(project: Project) -> dict[str, str]:
+    entry = project.state()["isolation"]["resolver"]
+    assert isinstance(entry, dict) and entry["listen"], project.state()["isolation"]
+    return {str(k): str(v) for k, v in entry.items()}
+
+
+def test_a_killed_resolver_is_back_before_the_next_command(
+    names_lab: NamesLab, sandbox: Project
+) -> None:
+    """A reboot or a kill: `run` starts the resolver again; status and doctor tell."""
+    import os
+    import signal
+
+    from alcatraz.network import resolver
+
+    use_resolver(names_lab, DNS4)
+    entry = resolver_entry(sandbox)
+    pid = resolver.running(entry)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while resolver.running(entry) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = sandbox.status_json()
+    assert status["names"]["state"] == "stopped", status.get("names")
+    doctor = sandbox.alca("doctor")
+    assert "not running" in doctor.stdout, doctor.stdout
+    name = probe_name("restarted")
+    done = inside(sandbox, f"getent ahostsv4 {name}")
+    assert WEB4 in done.stdout, f"{done.stdout}{done.stderr}"
+    assert resolver.running(entry) not in (None, pid)
+    assert "Names: the project's resolver on" in sandbox.ok("status").stdout
+
+
+def test_down_stops_the_resolver_and_up_brings_it_back(
+    names_lab: NamesLab, sandbox: Project
+) -> None:
+    from alcatraz.network import resolver
+
+    use_resolver(names_lab, DNS4)
+    entry = resolver_entry(sandbox)
+    assert resolver.running(entry) is not None
+    sandbox.ok("down")
+    assert resolver.running(entry) is None
+    assert not Path(entry["pidfile"]).exists()
+    sandbox.ok("up")
+    assert resolver.running(resolver_entry(sandbox)) is not None
+    assert WEB4 in inside(sandbox, f"getent ahostsv4 {probe_name('again')}").stdout

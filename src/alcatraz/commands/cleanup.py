@@ -223,11 +223,22 @@ def _remove_network(app: App, runtime: Runtime, network: NetworkInfo, reason: st
         command = firewall_for(app.runner, app.environ, runtime.executable).command
     except AlcaError:
         command = None
+    from alcatraz import state
+    from alcatraz.network import resolver
+
+    path = network.labels.get(LABEL_PROJECT_PATH)
     record = {
         "key": project_key(network.labels[LABEL_PROJECT_ID]),
         "interface": network.interface,
         "network": network.name,
         "nft": command,
+        # The project's resolver, if it still runs (stopped only when its command line
+        # proves it serves this network's gateway).
+        "resolver": (
+            resolver.record(network.gateways[0], str(state.project_dir(app.home, Path(path))), "")
+            if path and network.gateways
+            else None
+        ),
     }
     isolation.teardown(app, runtime, record)
     app.step(f"Removed network {network.name} and its rules ({reason})")
