@@ -14,6 +14,9 @@ Categories, by the module a test lives in:
   failure is sorted into "state change" or "traceback" from its report text.
 * tests/security/test_*.py: posture checks, filesystem attacks, hostile inputs, data
   safety. A test may attach `changed_files` (an int) with `record_property`.
+* `WORKSPACE` modules: attacks of the hostile workspace (issue 13), counted together.
+* tests/integration/test_names.py: names resolve only through the project's resolver,
+  and the host's CAs reach the sandbox only when asked (issue 12).
 
 A category that did not run is left out. Known bugs (strict xfail) and skips are shown.
 """
@@ -33,7 +36,18 @@ SECURITY = {
     "tests/security/test_filesystem.py": "filesystem",
     "tests/security/test_hostile_input.py": "hostile",
     "tests/security/test_data_safety.py": "data",
+    "tests/integration/test_names.py": "names",
 }
+#: Where the attacks of a hostile workspace live (paths, restarts, protected files, printable
+#: text, presets): one category, whatever module a case is in.
+WORKSPACE = frozenset(
+    {
+        "tests/security/test_hostile_workspace.py",
+        "tests/security/test_host_executed_files.py",
+        "tests/security/test_printable_sweep.py",
+        "tests/security/test_agent_presets_hostile.py",
+    }
+)
 
 
 @dataclass
@@ -56,6 +70,8 @@ def category(nodeid: str) -> str | None:
     path = nodeid.split("::", 1)[0]
     if path in SECURITY:
         return SECURITY[path]
+    if path in WORKSPACE:
+        return "workspace"
     if path == "tests/integration/test_isolation_faults.py":
         return "faults"
     if path.startswith("tests/integration/test_isolation"):
@@ -134,6 +150,8 @@ class Scorecard:
             ("filesystem", lambda t: _simple(t, "filesystem attacks contained")),
             ("hostile", lambda t: _simple(t, "hostile inputs handled")),
             ("data", _data),
+            ("workspace", lambda t: _simple(t, "hostile-workspace attacks contained")),
+            ("names", lambda t: _simple(t, "name and CA checks ok")),
         ):
             if name in tallies and (tallies[name].ran or tallies[name].skipped):
                 parts.append(render(tallies[name]))

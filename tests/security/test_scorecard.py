@@ -59,5 +59,15 @@ def test_security_categories_xfail_skip_and_data() -> None:
     )
 
 
+def test_workspace_attacks_and_names_have_their_own_lines() -> None:
+    card = Scorecard()
+    card.record(report("tests/security/test_host_executed_files.py::test_a[docker]", "passed"))
+    card.record(report("tests/security/test_printable_sweep.py::test_b", "failed", longrepr="x"))
+    card.record(report("tests/integration/test_names.py::test_c[podman]", "passed"))
+    assert card.line() == (
+        "SCORECARD: 1/2 hostile-workspace attacks contained, 1 FAILED; 1/1 name and CA checks ok"
+    )
+
+
 def test_nothing_ran_no_line() -> None:
     assert Scorecard().line() is None
