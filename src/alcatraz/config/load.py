@@ -67,6 +67,8 @@ class Config:
     post_up: str
     pre_down: str
     origin: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    workdir_protect: tuple[str, ...] = ()
+    workdir_unprotect: tuple[str, ...] = ()
 
     @property
     def workdir_mount(self) -> Mount:
@@ -551,6 +553,8 @@ def _finalise(
         post_up=layer.post_up or "",
         pre_down=layer.pre_down or "",
         origin=origin,
+        workdir_protect=tuple(dict.fromkeys(layer.workdir_protect)),
+        workdir_unprotect=tuple(dict.fromkeys(layer.workdir_unprotect)),
     )
 
 
