@@ -8,6 +8,7 @@ needs approval (`alcatraz.trust`), not a rebuild.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from alcatraz.config.expand import env_reference
@@ -16,8 +17,11 @@ from alcatraz.config.netgrammar import render_port
 from alcatraz.seccomp import config_needs_guard
 
 
-def snapshot(config: Config) -> dict[str, Any]:
-    """The drift-relevant part of a config, JSON-serialisable, stored at creation."""
+def snapshot(config: Config, protected: Sequence[str] = ()) -> dict[str, Any]:
+    """The drift-relevant part of a config, JSON-serialisable, stored at creation.
+
+    `protected`: the paths made read-only inside (`alcatraz.protect.snapshot`).
+    """
     return {
         "image": config.image,
         "workdir": config.workdir,
@@ -33,6 +37,7 @@ def snapshot(config: Config) -> dict[str, Any]:
         "ports": [render_port(p) for p in config.ports],
         "setuid_guard": config_needs_guard(config),
         "host_ca": config.host_ca,
+        "protected": list(protected),
     }
 
 
@@ -68,6 +73,8 @@ def compare(
         lines.append(f"Workdir: {_arrow(old.get('workdir'), new.get('workdir'))}")
     if old.get("workdir_exclude") != new.get("workdir_exclude"):
         lines.append("Workdir exclude: changed")
+    if old.get("protected", []) != new.get("protected", []):
+        lines.append("Protected paths: changed")
     if old.get("commands_up") != new.get("commands_up"):
         lines.append("Commands.up: changed")
     if old.get("memory") != new.get("memory"):

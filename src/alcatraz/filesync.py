@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alcatraz import protect
 from alcatraz.app import App
 from alcatraz.config.layer import Mount
 from alcatraz.config.load import Config
@@ -56,6 +57,9 @@ def synced_mounts(config: Config) -> list[SyncedMount]:
                     ignores.append("/" + str(path.relative_to(root)))
                 except ValueError:
                     continue
+            # Files the host executes: bound read-only instead (alcatraz.protect), and
+            # whatever the agent puts at those names never reaches the host.
+            ignores += protect.sync_ignores(config, protect.placements_for(config))
         result.append(SyncedMount(index, mount, tuple(dict.fromkeys(ignores))))
     return result
 

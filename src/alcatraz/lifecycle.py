@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from alcatraz import drift, filesync, isolation, sandbox, state
+from alcatraz import drift, filesync, isolation, protect, sandbox, state
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
@@ -40,6 +40,8 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         # Before anything changes: refuses when setuid files could reach the host.
         guard_profile = sandbox.setuid_guard_profile(app, config)
         ca_bundle = sandbox.host_ca_bundle(app, config, project)  # refreshed on every up
+        # Refuses when a path the host executes cannot be made read-only inside.
+        protection = protect.placements_for(config)
 
         project_id = project.project_id or sandbox.new_project_id()
         name = state.container_name_for(project_id)
@@ -59,7 +61,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         if info is None and previous is not None and old_info is not None:
             # The engine changed (upstream B2): the old container is drift, not an orphan.
             runtime, info = previous, old_info
-        snapshot = drift.snapshot(config)
+        snapshot = drift.snapshot(config, protect.snapshot(config))
         kept_with_drift = False
         if info is not None:
             outcome = _reconcile_drift(
@@ -76,6 +78,10 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         sandbox.save_state(project, isolation=guard.record())
         if info is None:
             sandbox.ensure_sources(config)
+            if not config.workdir_exclude:  # bind-mounted: mount points are host paths
+                made = protect.materialise(config.project_root, protection)
+                if made:
+                    app.step("Created empty read-only placeholders: " + ", ".join(made))
             spec = sandbox.container_spec(
                 config,
                 app,
@@ -83,6 +89,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
                 name,
                 guard.network.name,
                 guard_profile,
+                protection,
                 dns=guard.dns,
                 ca_bundle=ca_bundle,
             )

@@ -17,11 +17,12 @@ import os
 import shlex
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alcatraz import hostca, seccomp, state, trust
+from alcatraz import hostca, protect, seccomp, state, trust
 from alcatraz.app import App
 from alcatraz.config.expand import expand_env_value
 from alcatraz.config.load import Config, load_config
@@ -238,6 +239,7 @@ def container_spec(
     name: str,
     network: str | None = None,
     seccomp_profile: str | None = None,
+    protection: Sequence[protect.Placement] = (),
     *,
     dns: tuple[str, ...] = (),
     ca_bundle: Path | None = None,
@@ -245,6 +247,11 @@ def container_spec(
     # Mounts with exclude patterns are synced (alcatraz.filesync), never bind-mounted.
     mounts = [BindMount(m.source, m.target, m.readonly) for m in config.all_mounts if not m.exclude]
     mounts += _protected_config_mounts(config)
+    taken = {m.target for m in mounts}
+    for source, target, readonly in protect.bind_mounts(config, protection, app.home):
+        if target not in taken:  # a config file is bound read-only already
+            mounts.append(BindMount(source, target, readonly))
+            taken.add(target)
     env = _host_env(config, app)
     if ca_bundle is not None:
         mounts.append(BindMount(str(ca_bundle), hostca.BUNDLE_TARGET, readonly=True))

@@ -1020,6 +1020,50 @@ IMAGE = [
     case("tab", 'image = "alpine\\tx"\n', "control character", key="image"),
 ]
 
+# === workdir_protect / workdir_unprotect ========================================================
+
+
+def protect(*items: str, key: str = "workdir_protect") -> str:
+    return cfg(f"{key} = [{', '.join(s(i) for i in items)}]")
+
+
+PROTECTED = [
+    case("string", cfg('workdir_protect = ".vscode/"'), "expected an array", key="workdir_protect"),
+    case(
+        "int-item", cfg("workdir_unprotect = [1]"), "expected a string", key="workdir_unprotect[0]"
+    ),
+    case("empty", protect(".envrc", ""), "must not be empty", key="workdir_protect[1]"),
+    case("only-slash", protect("/"), "must not be empty", key="workdir_protect[0]"),
+    case("absolute", protect("/etc/passwd"), "not relative", key="workdir_protect[0]"),
+    case("tilde", protect("~/.bashrc"), "not relative", key="workdir_protect[0]"),
+    case("dotdot", protect("../outside"), "'..' component", key="workdir_protect[0]"),
+    case("dotdot-inner", protect("a/../../b"), "'..' component", key="workdir_protect[0]"),
+    case("dot", protect("./.envrc"), "'.' or '..' component", key="workdir_protect[0]"),
+    case("double-slash", protect(".git//hooks"), "empty", key="workdir_protect[0]"),
+    case("glob", protect(".vscode/*.json"), "glob character", key="workdir_protect[0]"),
+    case("bracket", protect("[ab]"), "glob character", key="workdir_protect[0]"),
+    case("newline", protect(".env\nrc"), "control character", key="workdir_protect[0]"),
+    case("escape", protect("\u001b[2J"), "control character", key="workdir_protect[0]"),
+    case(
+        "unprotect-absolute",
+        protect("/.vscode", key="workdir_unprotect"),
+        "not relative",
+        key="workdir_unprotect[0]",
+    ),
+    case(
+        "unprotect-dotdot",
+        protect("..", key="workdir_unprotect"),
+        "'..' component",
+        key="workdir_unprotect[0]",
+    ),
+    case(
+        "dash-spelling",
+        cfg('workdir-protect = [".envrc"]'),
+        "did you mean `workdir_protect`?",
+        key="workdir-protect",
+    ),
+]
+
 # === mounts and paths (CFG-M) =====================================================================
 
 
@@ -1586,6 +1630,7 @@ CATEGORIES: dict[str, list[Case]] = {
     "runtime": RUNTIME,
     "workdir": WORKDIR,
     "image": IMAGE,
+    "protected": PROTECTED,
     "mounts": MOUNTS,
     "caps": CAPS,
     "envs": ENVS,

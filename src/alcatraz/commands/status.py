@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _collect(app: App) -> dict[str, Any]:
-    from alcatraz import drift, sandbox
+    from alcatraz import drift, protect, sandbox
     from alcatraz.config.load import load_config
     from alcatraz.errors import AlcaError
     from alcatraz.runtime.detect import resolve_runtime
@@ -106,7 +106,7 @@ def _collect(app: App) -> dict[str, Any]:
             report["sync"] = {"error": error.message}
     report["drift"] = drift.compare(
         project.state.get("snapshot") or {},
-        drift.snapshot(config),
+        drift.snapshot(config, protect.snapshot(config)),
         old_engine=str(project.state.get("runtime", "")),
         new_engine=runtime.name,
     )

@@ -126,6 +126,8 @@ class Layer:
     image: str | None = None
     workdir: str | None = None
     workdir_exclude: tuple[str, ...] | None = None
+    workdir_protect: tuple[str, ...] = ()
+    workdir_unprotect: tuple[str, ...] = ()
     runtime: str | None = None
     up: Command | None = None
     enter: Command | None = None
@@ -371,6 +373,39 @@ def _check_patterns(key: str, patterns: list[str]) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _check_protected(key: str, paths: list[str]) -> tuple[str, ...]:
+    """Project-relative paths, written plainly: a protected path must mean one host path."""
+    for i, path in enumerate(paths):
+        where = f"{key}[{i}]"
+        example = 'e.g. ".vscode/" or ".git/hooks/"'
+        if not path.strip("/ "):
+            raise ConfigError("path must not be empty", key=where, hint=example)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+            raise ConfigError(
+                f"path {quote(path)} contains a control character", key=where, hint="remove it"
+            )
+        if path.startswith(("/", "~")):
+            raise ConfigError(
+                f"path {quote(path)} is not relative to the project root",
+                key=where,
+                hint=f"write it from the project root, {example}",
+            )
+        parts = path.rstrip("/").split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise ConfigError(
+                f"path {quote(path)} has an empty, '.' or '..' component",
+                key=where,
+                hint=f"name the path inside the project plainly, {example}",
+            )
+        if set(path) & set("*?[]"):
+            raise ConfigError(
+                f"path {quote(path)} contains a glob character",
+                key=where,
+                hint="list each path; protect a whole directory with a trailing '/'",
+            )
+    return tuple(dict.fromkeys(paths))
+
+
 def _mounts(
     raw: list[str | model.MountSpec], *, base_dir: Path, environ: Mapping[str, str]
 ) -> tuple[Mount, ...]:
@@ -429,6 +464,12 @@ def _normalise(
     if raw.workdir_exclude is not None:
         layer.workdir_exclude = _check_patterns("workdir_exclude", raw.workdir_exclude)
         note("workdir_exclude")
+    for name in ("workdir_protect", "workdir_unprotect"):
+        values = getattr(raw, name)
+        if values:
+            setattr(layer, name, _check_protected(name, values))
+            for i in range(len(values)):
+                note(f"{name}[{i}]")
     if raw.runtime is not None:
         if raw.runtime not in model.RUNTIMES:
             import difflib

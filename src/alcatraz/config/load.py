@@ -68,6 +68,8 @@ class Config:
     pre_down: str
     origin: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     host_ca: bool = False  # the host's CA certificates reach the sandbox
+    workdir_protect: tuple[str, ...] = ()
+    workdir_unprotect: tuple[str, ...] = ()
 
     @property
     def workdir_mount(self) -> Mount:
@@ -553,6 +555,8 @@ def _finalise(
         pre_down=layer.pre_down or "",
         origin=origin,
         host_ca=bool(layer.host_ca),
+        workdir_protect=tuple(dict.fromkeys(layer.workdir_protect)),
+        workdir_unprotect=tuple(dict.fromkeys(layer.workdir_unprotect)),
     )
 
 

@@ -8,6 +8,7 @@ empty overlay field keeps the base). Per field:
 | image, workdir, runtime, proxy      | overlay wins if set                          |
 | workdir_exclude, network.ports      | overlay *replaces* if non-empty              |
 | mounts, network.lan-access          | appended (base, then overlay)                |
+| workdir_protect, workdir_unprotect  | appended (base, then overlay)                |
 | resources.memory, resources.cpus    | each: overlay wins if set                    |
 | envs                                | per key: overlay wins                        |
 | caps                                | overlay replaces as a whole if it has entries|
@@ -86,6 +87,10 @@ def merge(base: Layer, overlay: Layer) -> Layer:
         take("network.ports")
     else:
         result.ports = base.ports
+
+    for name in ("workdir_protect", "workdir_unprotect"):
+        setattr(result, name, getattr(base, name) + getattr(overlay, name))
+        origin.update(_shift(overlay.origin, name, len(getattr(base, name))))
 
     result.mounts = base.mounts + overlay.mounts
     origin.update(_shift(overlay.origin, "mounts", len(base.mounts)))

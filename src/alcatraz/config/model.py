@@ -274,6 +274,22 @@ class ConfigLayer(_Strict):
             "Replaces, not appends to, the value of lower layers."
         ),
     ] = None
+    workdir_protect: Annotated[
+        list[str] | None,
+        msgspec.Meta(
+            description="Project paths the host executes later, made read-only inside the "
+            "container in addition to the defaults (`.git/config`, `.git/hooks/`, `.envrc`, "
+            "`.vscode/`, ...; see docs/security.md). Relative to the project root; a trailing "
+            '`/` marks a directory. Appended across layers. E.g. [".husky/", "Makefile"].'
+        ),
+    ] = None
+    workdir_unprotect: Annotated[
+        list[str] | None,
+        msgspec.Meta(
+            description="Protected paths (defaults included) the agent may write after all, "
+            'e.g. [".vscode/"]. Same form as `workdir_protect`; appended across layers.'
+        ),
+    ] = None
     runtime: Annotated[
         str | None,
         msgspec.Meta(

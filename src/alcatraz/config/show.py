@@ -11,6 +11,7 @@ from typing import Any
 from alcatraz.config.layer import Command
 from alcatraz.config.load import Config
 from alcatraz.config.netgrammar import render_port
+from alcatraz.protect import DEFAULT_PROTECTED
 
 DEFAULT = "default"
 
@@ -25,6 +26,8 @@ def document(config: Config) -> dict[str, Any]:
         "image": config.image,
         "workdir": config.workdir,
         "workdir_exclude": list(config.workdir_exclude),
+        "workdir_protect": list(config.workdir_protect),
+        "workdir_unprotect": list(config.workdir_unprotect),
         "runtime": config.runtime,
         "commands": {
             k: v
@@ -64,7 +67,15 @@ def document(config: Config) -> dict[str, Any]:
 def origins(config: Config) -> dict[str, str]:
     """Key path -> where its value came from ("default" when no file set it)."""
     result = dict.fromkeys(
-        ("image", "workdir", "workdir_exclude", "runtime", "caps", "network.ports"), DEFAULT
+        (
+            "image",
+            "workdir",
+            "workdir_exclude",
+            "runtime",
+            "caps",
+            "network.ports",
+        ),
+        DEFAULT,
     )
     result.update({f"envs.{name}": DEFAULT for name in config.envs})
     result.update({key: ", ".join(files) for key, files in config.origin.items()})
@@ -109,6 +120,15 @@ def render_text(config: Config) -> str:
 
     for name in ("image", "workdir", "workdir_exclude", "runtime"):
         emit(name, name, doc[name])
+    lines.append("# read-only inside by default: " + ", ".join(DEFAULT_PROTECTED))
+    for name in ("workdir_protect", "workdir_unprotect"):
+        if not doc[name]:
+            lines.append(f"{name} = []  # {DEFAULT}")
+            continue
+        lines.append(f"{name} = [")
+        for i, path in enumerate(doc[name]):
+            lines.append(f"  {_toml_value(path)},  # {source(f'{name}[{i}]')}")
+        lines.append("]")
     if config.mounts:
         lines.append("mounts = [")
         for i, mount in enumerate(doc["mounts"]):
