@@ -1362,6 +1362,34 @@ INCLUDES = [
         key="includes[0]",
     ),
     case("empty-path", cfg('includes = [""]'), "path must not be empty", key="includes[0]"),
+    # Go's filepath.Glob rejects a malformed pattern (ErrBadPattern); so do we, rather than
+    # matching nothing and silently dropping a layer.
+    case(
+        "glob-unclosed-bracket",
+        cfg('extends = ["conf/[unclosed.toml"]'),
+        '"conf/[unclosed.toml" is not a valid glob pattern',
+        "never closed",
+        key="extends[0]",
+    ),
+    case(
+        "glob-empty-class",
+        files({".alca.toml": cfg('includes = ["local.toml", "[].toml"]'), "local.toml": ""}),
+        "is not a valid glob pattern",
+        "is empty",
+        key="includes[1]",
+    ),
+    case(
+        "glob-reversed-range",
+        cfg('includes = ["p[z-a].toml"]'),
+        "range z-a is reversed",
+        key="includes[0]",
+    ),
+    case(
+        "glob-trailing-backslash",
+        cfg('extends = ["*.toml\\\\"]'),
+        "ends with a lone",
+        key="extends[0]",
+    ),
     case(
         "directory",
         with_special({".alca.toml": cfg('includes = ["presets"]')}, directory("presets")),

@@ -22,6 +22,7 @@ import msgspec
 
 from alcatraz.config import model
 from alcatraz.config.expand import expand_strict
+from alcatraz.config.globsyntax import glob_syntax_error
 from alcatraz.config.layer import Caps, Command, EnvVar, Layer, Mount, normalise
 from alcatraz.config.merge import merge
 from alcatraz.config.netgrammar import (
@@ -395,6 +396,15 @@ class _Resolver:
                 else os.path.join(glob.escape(str(base_dir)), expanded)
             )
             if _GLOB_CHARS & set(expanded):
+                bad = glob_syntax_error(expanded)
+                if bad is not None:
+                    raise ConfigError(
+                        f"{quote(ref)} is not a valid glob pattern: {bad}",
+                        file=display,
+                        key=where,
+                        hint="close the bracket (e.g. conf/[ab].toml), or escape a literal "
+                        "'[' as '[[]'",
+                    )
                 matches = sorted(glob.glob(pattern, include_hidden=True))
                 if len(matches) > MAX_FILES:
                     raise ConfigError(
