@@ -71,7 +71,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         guard = isolation.prepare(app, config, runtime, project_id)
         sandbox.save_state(project, isolation=guard.record())
         if info is None:
-            sandbox.ensure_sources(config)
+            sandbox.ensure_sources(config, app.home)
             spec = sandbox.container_spec(
                 config, app, project_id, name, guard.network.name, guard_profile
             )

@@ -1029,6 +1029,37 @@ def mount_case(name: str, item: str, *fragments: str, key: str = "mounts[0]") ->
 
 MOUNTS = [
     mount_case("one-part", s("a"), 'invalid mount "a"', "source:target"),
+    # ${alca:PRIVATE}/NAME: exactly one plain name, table form only (docs/agents.md).
+    mount_case(
+        "private-token-string-form",
+        s("${alca:PRIVATE}/x:/x"),
+        "uses a token in the string form",
+        "table form",
+    ),
+    case(
+        "private-token-unknown",
+        mounts('{ source = "${alca:SECRET}/x", target = "/x" }'),
+        "unknown token in mount source",
+        key="mounts[0].source",
+    ),
+    case(
+        "private-token-nested",
+        mounts('{ source = "${alca:PRIVATE}/a/b", target = "/x" }'),
+        "must name one private directory",
+        key="mounts[0].source",
+    ),
+    case(
+        "private-token-dotdot",
+        mounts('{ source = "${alca:PRIVATE}/..", target = "/x" }'),
+        "must name one private directory",
+        key="mounts[0].source",
+    ),
+    case(
+        "private-token-root",
+        mounts('{ source = "${alca:PRIVATE}", target = "/x" }'),
+        "unknown token in mount source",
+        key="mounts[0].source",
+    ),
     mount_case("four-parts", s("a:b:c:d"), 'invalid mount "a:b:c:d"'),
     mount_case("option-rx", s("a:/b:rx"), 'invalid mount option "rx"'),
     mount_case("option-upper-RO", s("a:/b:RO"), 'invalid mount option "RO"'),

@@ -121,10 +121,10 @@ def init_from_agent(app: App, agent: str) -> int:
     config_path = Path(os.path.abspath(app.cwd)) / CONFIG_NAME
     if os.path.lexists(config_path):
         raise _already_exists(config_path)
-    template, missing = agents.template_for(preset, app.environ)
+    template, notes = agents.template_for(preset, app.environ)
     _write_config(app, config_path, template)
-    for source in missing:
-        app.info(f"Note: {source} does not exist yet, so its mount is commented out in the file.")
+    for note in notes:
+        app.info(f"Note: {note} in the file.")
     app.info(f"Start the agent with: {preset.unrestricted}")
     return ExitCode.OK
 

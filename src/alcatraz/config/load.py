@@ -8,6 +8,7 @@ files and the environment; writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -20,7 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
-from alcatraz.config import model
+from alcatraz.config import model, private
 from alcatraz.config.expand import expand_strict
 from alcatraz.config.globsyntax import glob_syntax_error
 from alcatraz.config.layer import Caps, Command, EnvVar, Layer, Mount, normalise
@@ -33,7 +34,7 @@ from alcatraz.config.netgrammar import (
     parse_proxy,
 )
 from alcatraz.errors import ConfigError, NotInitializedError, quote
-from alcatraz.paths import CONFIG_NAME, display_path
+from alcatraz.paths import CONFIG_NAME, alca_home, display_path
 
 MAX_FILE_BYTES: Final = 1 << 20
 MAX_DEPTH: Final = 32
@@ -490,7 +491,13 @@ class _Resolver:
 
 
 def _finalise(
-    layer: Layer, *, root: Path, config_file: Path, files: list[Path], display: str
+    layer: Layer,
+    *,
+    root: Path,
+    config_file: Path,
+    files: list[Path],
+    display: str,
+    environ: Mapping[str, str],
 ) -> Config:
     origin = dict(layer.origin)
 
@@ -547,7 +554,7 @@ def _finalise(
         runtime=layer.runtime or "auto",
         up=layer.up if layer.up and layer.up.command else None,
         enter=layer.enter if layer.enter and layer.enter.command else None,
-        mounts=layer.mounts,
+        mounts=_resolve_private(layer.mounts, root, environ),
         memory=layer.memory,
         cpus=layer.cpus,
         envs=envs,
@@ -561,6 +568,21 @@ def _finalise(
         post_up=layer.post_up or "",
         pre_down=layer.pre_down or "",
         origin=origin,
+    )
+
+
+def _resolve_private(
+    mounts: tuple[Mount, ...], root: Path, environ: Mapping[str, str]
+) -> tuple[Mount, ...]:
+    """`${alca:PRIVATE}/NAME` sources as paths under this project's per-user state."""
+    if not any(private.is_private(m.source) for m in mounts):
+        return mounts
+    home = alca_home(dict(environ))
+    return tuple(
+        dataclasses.replace(m, source=private.resolve(m.source, home, root))
+        if private.is_private(m.source)
+        else m
+        for m in mounts
     )
 
 
@@ -586,4 +608,5 @@ def load_config(
         config_file=config_file,
         files=resolver.files,
         display=resolver.display(config_file),
+        environ=env,
     )
