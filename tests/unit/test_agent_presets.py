@@ -265,7 +265,61 @@ def test_a_login_that_is_not_a_plain_file_is_not_mounted(
     config = load_config(app.cwd, environ=app.environ, cwd=app.cwd)
     assert login.target not in {m.target for m in config.mounts}
     out = app.stdout.getvalue()  # type: ignore[attr-defined]
-    assert f"Note: {login.source} is not a plain file" in out or shape == "dangling"
+    expected = {
+        "directory": f"Note: {login.source} is not a plain file",
+        "symlink": f"Note: {login.source} is a symbolic link (to {tmp_path}/elsewhere)",
+        "dangling": f"Note: {login.source} is a symbolic link (to {tmp_path}/elsewhere)",
+    }
+    assert expected[shape] in out
+
+
+@pytest.mark.parametrize("name", ["claude", "codex", "gemini"])
+@pytest.mark.parametrize("where", ["file", "parent"])
+def test_a_host_path_that_is_or_passes_through_a_symlink_is_not_mounted(
+    tmp_path: Path, name: str, where: str
+) -> None:
+    """An earlier preset mounted ~/.claude writable: a sandbox may have planted
+    `~/.claude/commands -> ~/.ssh`, which a read-only bind would show inside."""
+    app = make_app(tmp_path)
+    create_sources(app, name)
+    home = Path(app.environ["HOME"])
+    secret = home / ".ssh"
+    secret.mkdir()
+    (secret / "id_ed25519").write_text("PRIVATE KEY\n")
+    preset = agents.load_preset(name)
+    commands = next(m for m in preset.mounts if m.readonly and not Path(m.source).suffix)
+    config_dir = Path(agents.host_path(commands.source, app.environ)).parent
+    if where == "file":
+        path = Path(agents.host_path(commands.source, app.environ))
+        path.rmdir()
+        path.symlink_to(secret)
+        linked = [commands]
+    else:  # the whole agent directory is a link: every mount below it is held back
+        real = tmp_path / "dotfiles"
+        config_dir.rename(real)
+        config_dir.symlink_to(real)
+        linked = [m for m in preset.mounts if not m.private]
+    assert run_init(app, "--agent", name) == ExitCode.OK
+    config = load_config(app.cwd, environ=app.environ, cwd=app.cwd)
+    mounted = {m.target for m in config.mounts}
+    for mount in linked:
+        assert mount.target not in mounted
+    for mount in config.mounts:
+        assert not Path(mount.source).resolve().is_relative_to(secret)
+    out = app.stdout.getvalue()  # type: ignore[attr-defined]
+    assert "is a symbolic link" in out and "check that you made it" in out
+
+
+def test_the_link_target_in_a_note_is_escaped(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    create_sources(app, "claude")
+    path = Path(agents.host_path("~/.claude/CLAUDE.md", app.environ))
+    path.unlink()
+    path.symlink_to(tmp_path / "x\x1b[8my\u202e")
+    assert run_init(app, "--agent", "claude") == ExitCode.OK
+    out = app.stdout.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "x\\x1b[8my\\u202e" in out
 
 
 def test_claude_json_is_never_mounted(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from importlib import resources
 from typing import Any, Final
 
 from alcatraz.config import private, templates
+from alcatraz.config.preset_sources import escaped_for_terminal
 from alcatraz.errors import AlcaError, ExitCode, UsageError, quote
 
 _PACKAGE: Final = "alcatraz"
@@ -194,6 +195,52 @@ def _plain_file(path: str) -> bool:
         return False
 
 
+def _first_link(home: str, path: str) -> str | None:
+    """The first symlink among `path` and its parents below `home`, or None.
+
+    Earlier presets mounted whole agent directories writable, so a sandbox may have planted
+    a link there (`~/.claude/commands -> ~/.ssh`); a read-only bind would then show its
+    target inside. The user's own dotfile links look the same, so such a mount is offered
+    commented out, for the user to check, rather than silently followed.
+    """
+    relative = os.path.relpath(path, home)
+    if relative.startswith(".."):
+        return None
+    current = home
+    for part in relative.split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return current
+    return None
+
+
+def _not_mounted(mount: PresetMount, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """Why an enabled host mount is written commented out: (note for init, TOML comment)."""
+    path = host_path(mount.source, environ)
+    if not os.path.lexists(path):
+        return (
+            f"{mount.source} does not exist yet, so its mount is commented out",
+            f"{mount.source} did not exist at init: create it, then uncomment",
+        )
+    home = host_path("~", environ)
+    link = _first_link(home, path)
+    if link is not None:
+        shown = "~" + link[len(home) :]
+        target = escaped_for_terminal(os.readlink(link))
+        return (
+            f"{shown} is a symbolic link (to {target}); check that you made it, then "
+            f"uncomment the mount of {mount.source}, which is commented out",
+            f"{shown} is a symbolic link at init: check it is yours, then uncomment",
+        )
+    if mount.login and not _plain_file(path):
+        return (
+            f"{mount.source} is not a plain file, so this login is not mounted writable; "
+            "its mount is commented out",
+            f"{mount.source} is not a plain file, so it is not mounted writable",
+        )
+    return None
+
+
 def _mount_lines(preset: AgentPreset, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """TOML lines for the mounts array, and a note for each source left commented out."""
     lines: list[str] = []
@@ -205,24 +252,11 @@ def _mount_lines(preset: AgentPreset, environ: Mapping[str, str]) -> tuple[list[
             f"readonly = {'true' if mount.readonly else 'false'} }},"
         )
         lines += [f"# {part}" for part in textwrap.wrap(mount.why, 90)]
-        if not mount.enabled:
-            lines.append(f"# {entry}")
-        elif mount.private:
-            lines.append(entry)
-        elif not os.path.lexists(host_path(mount.source, environ)):
-            notes.append(f"{mount.source} does not exist yet, so its mount is commented out")
-            lines.append(f"# {mount.source} did not exist at init: create it, then uncomment")
-            lines.append(f"# {entry}")
-        elif mount.login and not _plain_file(host_path(mount.source, environ)):
-            notes.append(
-                f"{mount.source} is not a plain file (a symlink or a directory), so this login "
-                "is not mounted writable; its mount is commented out"
-            )
-            lines.append(f"# {mount.source} is not a plain file (a symlink or a directory),")
-            lines.append("# so it is not mounted writable: see docs/agents.md")
-            lines.append(f"# {entry}")
-        else:
-            lines.append(entry)
+        reason = None if not mount.enabled or mount.private else _not_mounted(mount, environ)
+        if reason is not None:
+            notes.append(reason[0])
+            lines.append(f"# {reason[1]}")
+        lines.append(f"# {entry}" if not mount.enabled or reason is not None else entry)
     return lines, notes
 
 
