@@ -8,6 +8,7 @@ local repositories only (no network): a source that is refused must not be conta
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,10 @@ def test_a_public_https_source_has_no_note() -> None:
 def test_escaped_for_terminal(text: str, shown: str) -> None:
     assert escaped_for_terminal(text) == shown
     assert all(0x20 <= ord(ch) < 0x7F for ch in escaped_for_terminal(text))
+
+
+def test_a_fifo_named_like_a_preset_never_blocks_update(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    os.mkfifo(app.cwd / PRESET)
+    assert run_init(app, "--update") == ExitCode.OK  # would hang if the FIFO were opened to read
+    assert not cache(tmp_path).exists()

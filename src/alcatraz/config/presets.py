@@ -629,6 +629,19 @@ class _Managed:
     origin: SourceComment
 
 
+def _read_regular(path: Path) -> str | None:
+    """The text of a regular file, or None for anything else; never follows a link or
+    blocks (the agent may swap in a FIFO or a link after the directory was listed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        data = handle.read(MAX_PRESET_BYTES + 1)
+    if len(data) > MAX_PRESET_BYTES:
+        raise OSError(f"larger than {MAX_PRESET_BYTES} bytes")
+    return data.decode("utf-8")
+
+
 def _managed_files(app: App) -> list[_Managed]:
     """Preset copies in the current directory, i.e. files that carry a source comment."""
     found: list[_Managed] = []
@@ -639,12 +652,12 @@ def _managed_files(app: App) -> list[_Managed]:
         if path.is_symlink():
             app.warn(f"{shown} is a symbolic link, not a downloaded preset; skipped")
             continue
-        if not path.is_file():
-            continue
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read_regular(path)
         except (OSError, UnicodeDecodeError) as error:
             app.warn(f"cannot read {shown} ({escaped_for_terminal(str(error))}); skipped")
+            continue
+        if text is None:
             continue
         try:
             origin = parse_source_comment(text)
