@@ -12,7 +12,8 @@ file, and to replace each with a symlink. Variants beyond the literal writes:
   worked, would make the host file writable through the private mount);
 - the parent directory renamed and rebuilt, and the write through the workspace's view of
   the sandbox home (`/workspace/.alca.mounts/home/...`);
-- everything again after the container restarts (the engine re-resolves every mount).
+- everything again after the container restarts (the engine re-resolves every mount), and
+  after `alca down` + `alca up` re-creates it (the private state is kept).
 
 Each time the host's agent directory must be byte-for-byte unchanged, except the login
 file: a write to it from inside is visible on the host (the agent stays logged in).
@@ -196,6 +197,15 @@ def test_agent_cannot_change_host_agent_config_but_stays_logged_in(
         restarted = engine_cli(projects.engine, "restart", project.container_name, timeout=120)
         assert restarted.returncode == 0, restarted.stderr
         assert project.container_running()
+
+    # Re-created from scratch (`down`, `up`): the private state is kept, the host still safe.
+    project.ok("down")
+    project.start()
+    done = project.alca("run", "sh", "-c", attack(agent), "sh", agent.payload)
+    assert done.returncode == 0, str(done)
+    assert_untouched(before, directory, agent)
+    kept = project.sh(f"cat {agent.target}/private-note")
+    assert kept.stdout == "mine\n", str(kept)
 
     # Read-only is not hidden: the agent still sees the user's settings and instructions.
     seen = project.sh(f"cat {agent.target}/{agent.instructions}")
