@@ -57,7 +57,7 @@ def test_without_a_terminal_update_is_refused_and_nothing_is_contacted(
     with pytest.raises(RefusedError) as caught:
         run_init(app, "--update")
     assert caught.value.exit_code == ExitCode.REFUSED == 77
-    assert bare.clone_url in caught.value.message
+    assert f"{bare.clone_url} (a repository on this machine" in caught.value.message
     assert "--yes" in (caught.value.hint or "")
     assert tree_snapshot(project) == before
     assert not cache(tmp_path).exists()

@@ -91,7 +91,10 @@ def confirm_sources(
             app.info(f"Updating presets from {escaped_for_terminal(source.display)} (--yes)")
         return set(groups)
     if not app.interactive:
-        shown = "\n  ".join(escaped_for_terminal(s.display) for s, _ in groups.values())
+        shown = "\n  ".join(
+            escaped_for_terminal(s.display) + "".join(f" ({note})" for note in source_notes(s))
+            for s, _ in groups.values()
+        )
         raise RefusedError(
             "alca init --update would contact the sources named inside the preset files, "
             "which anything that can write the project (such as the agent) can change:\n  " + shown,

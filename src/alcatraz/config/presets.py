@@ -662,7 +662,11 @@ def _managed_files(app: App) -> list[_Managed]:
         try:
             origin = parse_source_comment(text)
         except UsageError as error:
-            app.warn(f"{shown}: {escaped_for_terminal(error.message)}; skipped")
+            # Already printable ASCII (the comment is checked first); escaped only if not.
+            message = error.message
+            if not all(0x20 <= ord(ch) < 0x7F for ch in message):
+                message = escaped_for_terminal(message)
+            app.warn(f"{shown}: {message}; skipped")
             continue
         if origin is None:
             continue
