@@ -77,7 +77,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         )
         sandbox.save_state(project, isolation=guard.record())
         if info is None:
-            sandbox.ensure_sources(config)
+            sandbox.ensure_sources(config, app.home)
             if not config.workdir_exclude:  # bind-mounted: mount points are host paths
                 made = protect.materialise(config.project_root, protection)
                 if made:

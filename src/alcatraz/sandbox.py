@@ -24,6 +24,7 @@ from typing import Any
 
 from alcatraz import hostca, protect, seccomp, state, trust
 from alcatraz.app import App
+from alcatraz.config import private
 from alcatraz.config.expand import expand_env_value
 from alcatraz.config.load import Config, load_config
 from alcatraz.errors import AlcaError, NotInitializedError, RefusedError, UnavailableError
@@ -159,10 +160,14 @@ def _host_env(config: Config, app: App) -> dict[str, str]:
     return env
 
 
-def ensure_sources(config: Config) -> None:
+def ensure_sources(config: Config, app_home: Path) -> None:
     """Create missing mount sources inside the project (as engines did upstream); refuse others."""
+    private_root = private.private_root(app_home, config.project_root)
     for i, mount in enumerate(config.mounts):
         source = Path(mount.source)
+        if source.parent == private_root:
+            private.ensure_private(source)
+            continue
         if source.exists():
             continue
         try:

@@ -1073,6 +1073,37 @@ def mount_case(name: str, item: str, *fragments: str, key: str = "mounts[0]") ->
 
 MOUNTS = [
     mount_case("one-part", s("a"), 'invalid mount "a"', "source:target"),
+    # ${alca:PRIVATE}/NAME: exactly one plain name, table form only (docs/agents.md).
+    mount_case(
+        "private-token-string-form",
+        s("${alca:PRIVATE}/x:/x"),
+        "uses a token in the string form",
+        "table form",
+    ),
+    case(
+        "private-token-unknown",
+        mounts('{ source = "${alca:SECRET}/x", target = "/x" }'),
+        "unknown token in mount source",
+        key="mounts[0].source",
+    ),
+    case(
+        "private-token-nested",
+        mounts('{ source = "${alca:PRIVATE}/a/b", target = "/x" }'),
+        "must name one private directory",
+        key="mounts[0].source",
+    ),
+    case(
+        "private-token-dotdot",
+        mounts('{ source = "${alca:PRIVATE}/..", target = "/x" }'),
+        "must name one private directory",
+        key="mounts[0].source",
+    ),
+    case(
+        "private-token-root",
+        mounts('{ source = "${alca:PRIVATE}", target = "/x" }'),
+        "unknown token in mount source",
+        key="mounts[0].source",
+    ),
     mount_case("four-parts", s("a:b:c:d"), 'invalid mount "a:b:c:d"'),
     mount_case("option-rx", s("a:/b:rx"), 'invalid mount option "rx"'),
     mount_case("option-upper-RO", s("a:/b:RO"), 'invalid mount option "RO"'),
@@ -1406,6 +1437,34 @@ INCLUDES = [
         key="includes[0]",
     ),
     case("empty-path", cfg('includes = [""]'), "path must not be empty", key="includes[0]"),
+    # Go's filepath.Glob rejects a malformed pattern (ErrBadPattern); so do we, rather than
+    # matching nothing and silently dropping a layer.
+    case(
+        "glob-unclosed-bracket",
+        cfg('extends = ["conf/[unclosed.toml"]'),
+        '"conf/[unclosed.toml" is not a valid glob pattern',
+        "never closed",
+        key="extends[0]",
+    ),
+    case(
+        "glob-empty-class",
+        files({".alca.toml": cfg('includes = ["local.toml", "[].toml"]'), "local.toml": ""}),
+        "is not a valid glob pattern",
+        "is empty",
+        key="includes[1]",
+    ),
+    case(
+        "glob-reversed-range",
+        cfg('includes = ["p[z-a].toml"]'),
+        "range z-a is reversed",
+        key="includes[0]",
+    ),
+    case(
+        "glob-trailing-backslash",
+        cfg('extends = ["*.toml\\\\"]'),
+        "ends with a lone",
+        key="extends[0]",
+    ),
     case(
         "directory",
         with_special({".alca.toml": cfg('includes = ["presets"]')}, directory("presets")),

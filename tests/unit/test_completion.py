@@ -163,6 +163,7 @@ def test_fish_completes_subcommands_and_flags(tmp_path: Path) -> None:
         "--help",
         "--template",
         "--update",
+        "--yes",
     }
     assert "--json" in complete_fish(tmp_path, "alca doctor --")
 

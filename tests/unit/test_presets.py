@@ -387,7 +387,7 @@ def test_update_rewrites_content_and_commit(tmp_path: Path, repo: Repo) -> None:
     run_init(app, repo.url)
     newer = repo.commit({".alca.node.toml": 'image = "node:24"\n', "sub/.alca.sub.toml": "x = 2\n"})
     app = make_app(tmp_path)
-    assert run_init(app, "--update") == ExitCode.OK
+    assert run_init(app, "--update", "--yes") == ExitCode.OK
     assert (app.cwd / ".alca.node.toml").read_text() == (
         header(repo, newer, ".alca.node.toml") + 'image = "node:24"\n'
     )
@@ -405,7 +405,7 @@ def test_update_when_current_says_so(tmp_path: Path, repo: Repo) -> None:
     run_init(app, repo.url)
     before = tree_snapshot(app.cwd)
     app = make_app(tmp_path)
-    run_init(app, "--update")
+    run_init(app, "--update", "--yes")
     assert tree_snapshot(app.cwd) == before
     assert ".alca.node.toml is up to date" in out(app)
 
@@ -414,7 +414,7 @@ def test_update_with_nothing_to_do_is_silent(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     (app.cwd / ".alca.local.toml").write_text("a = 1\n")
     (app.cwd / ".alca.toml").write_text('image = "x"\n')
-    assert run_init(app, "--update") == ExitCode.OK
+    assert run_init(app, "--update", "--yes") == ExitCode.OK
     assert out(app) == err(app) == ""
     assert not (app.home / "cache-presets").exists()
 
@@ -427,7 +427,7 @@ def test_update_fetch_failure_uses_the_cache(tmp_path: Path, repo: Repo) -> None
     run_init(app, f"{repo.url}#{first}")
     shutil.rmtree(repo.path)
     app = make_app(tmp_path, name="b")
-    assert run_init(app, "--update") == ExitCode.OK
+    assert run_init(app, "--update", "--yes") == ExitCode.OK
     warning = err(app)
     assert warning.startswith(f"Warning: failed to fetch {repo.clone_url}: ")
     assert warning.rstrip().endswith(". Using cached version.")
@@ -442,7 +442,7 @@ def test_update_fetch_failure_without_cache_fails(tmp_path: Path) -> None:
     text = f"# Alcatraz Preset Source: git+{gone}#{'a' * 40}:.alca.x.toml\nx = 1\n"
     (app.cwd / ".alca.x.toml").write_text(text)
     with pytest.raises(AlcaError) as caught:
-        run_init(app, "--update")
+        run_init(app, "--update", "--yes")
     assert caught.value.exit_code == ExitCode.FAILURE
     assert f"Warning: failed to fetch {gone}: " in err(app)
     assert (app.cwd / ".alca.x.toml").read_text() == text
@@ -454,7 +454,7 @@ def test_update_file_gone_upstream_is_left_alone(tmp_path: Path, repo: Repo) -> 
     before = (app.cwd / ".alca.node.toml").read_bytes()
     repo.commit({".alca.node.toml": None})
     app = make_app(tmp_path)
-    assert run_init(app, "--update") == ExitCode.OK
+    assert run_init(app, "--update", "--yes") == ExitCode.OK
     assert (
         f"Warning: .alca.node.toml no longer exists in {repo.clone_url}, "
         "leaving local file untouched"
@@ -469,7 +469,7 @@ def test_update_invalid_new_toml_keeps_the_old_file(tmp_path: Path, repo: Repo) 
     repo.commit({".alca.node.toml": "image = [broken\n", ".alca.py.toml.example": "b = 2\n"})
     app = make_app(tmp_path)
     with pytest.raises(AlcaError) as caught:
-        run_init(app, "--update")
+        run_init(app, "--update", "--yes")
     assert caught.value.exit_code == ExitCode.CONFIG
     assert ".alca.node.toml" in caught.value.message
     assert "left unchanged" in caught.value.message
@@ -485,10 +485,10 @@ def test_update_keeps_local_edits_without_a_terminal(tmp_path: Path, repo: Repo)
     edited = mine.read_text()
     repo.commit({".alca.node.toml": 'image = "node:24"\n'})
     app = make_app(tmp_path)
-    assert run_init(app, "--update") == ExitCode.OK
+    assert run_init(app, "--update", "--yes") == ExitCode.OK
     assert mine.read_text() == edited
     assert ".alca.node.toml has local changes; not updated" in err(app)
-    app = make_app(tmp_path, FakeTTY("y\n"))
+    app = make_app(tmp_path, FakeTTY("y\ny\n"))  # the source, then the overwrite
     run_init(app, "--update")
     assert "File .alca.node.toml has local changes. Overwrite?" in out(app)
     assert mine.read_text().endswith('image = "node:24"\n')
@@ -500,7 +500,7 @@ def test_update_skips_malformed_and_unsafe_source_comments(tmp_path: Path) -> No
     unsafe = "# Alcatraz Preset Source: git+ext::sh#" + "a" * 40 + ":.alca.b.toml\nb = 1\n"
     (app.cwd / ".alca.a.toml").write_text(bad)
     (app.cwd / ".alca.b.toml").write_text(unsafe)
-    assert run_init(app, "--update") == ExitCode.OK
+    assert run_init(app, "--update", "--yes") == ExitCode.OK
     assert "Warning: .alca.a.toml: malformed preset source comment" in err(app)
     assert "Warning: .alca.b.toml: unsupported preset URL" in err(app)
     assert not (app.home / "cache-presets").exists()

@@ -49,7 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--update",
         action="store_true",
-        help="update previously downloaded preset files to their repository's newest commit",
+        help="update previously downloaded preset files to their repository's newest commit "
+        "(each source they name is shown and must be confirmed)",
+    )
+    parser.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="with --update: contact the sources the preset files name without asking "
+        "(needed without a terminal)",
     )
 
 
@@ -57,6 +65,8 @@ def main(args: argparse.Namespace, app: App) -> int:
     template: str | None = args.template
     source: str | None = args.source
     agent: str | None = args.agent
+    if args.yes and not args.update:
+        raise UsageError("--yes only applies to --update")
     if agent is not None:
         if args.update or source is not None:
             raise UsageError("cannot use --agent with --update or a preset URL")
@@ -77,7 +87,7 @@ def main(args: argparse.Namespace, app: App) -> int:
             )
         from alcatraz.config import presets
 
-        return presets.update(app)
+        return presets.update(app, assume_yes=args.yes)
     if source is not None:
         if not source.startswith("git+"):
             raise UsageError(
@@ -121,10 +131,10 @@ def init_from_agent(app: App, agent: str) -> int:
     config_path = Path(os.path.abspath(app.cwd)) / CONFIG_NAME
     if os.path.lexists(config_path):
         raise _already_exists(config_path)
-    template, missing = agents.template_for(preset, app.environ)
+    template, notes = agents.template_for(preset, app.environ)
     _write_config(app, config_path, template)
-    for source in missing:
-        app.info(f"Note: {source} does not exist yet, so its mount is commented out in the file.")
+    for note in notes:
+        app.info(f"Note: {note} in the file.")
     app.info(f"Start the agent with: {preset.unrestricted}")
     return ExitCode.OK
 

@@ -1,9 +1,14 @@
 """Agent presets for `alca init --agent NAME`: data files in `alcatraz/presets/*.toml`.
 
 A preset adds one agent to the `agent` template: its install step in `commands.up`, its
-config and credential directories as mounts (each with the reason for its read-only or
-read-write choice), and its API-key variables passed by name. Adding a preset is adding a
-file; nothing here names an agent.
+mounts (each with the reason for its read-only or read-write choice), and its API-key
+variables passed by name. Adding a preset is adding a file; nothing here names an agent.
+
+The host agent executes what its config directory holds (hooks in settings, plugins, MCP
+servers, commands), so a preset never mounts any of it writable (issue 13): the agent's own
+directory is sandbox-private (`${alca:PRIVATE}/NAME`), the user's settings and instructions
+are bound read-only on top, and only the login file (`login = true`, a plain file) is
+writable. `_check_exposure` enforces this for every shipped preset.
 
 Host paths that do not exist when `init` runs are written commented out, with a note:
 `alca up` refuses a missing mount source outside the project, and creating directories in
@@ -15,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 import textwrap
 import tomllib
 from collections.abc import Mapping
@@ -22,7 +28,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
-from alcatraz.config import templates
+from alcatraz.config import private, templates
+from alcatraz.config.preset_sources import escaped_for_terminal
 from alcatraz.errors import AlcaError, ExitCode, UsageError, quote
 
 _PACKAGE: Final = "alcatraz"
@@ -38,6 +45,12 @@ class PresetMount:
     readonly: bool
     why: str  # shown as the comment above the mount
     enabled: bool = True  # False: offered as a commented-out line only
+    login: bool = False  # the agent's login file: the one kind of host file mounted writable
+
+    @property
+    def private(self) -> bool:
+        """A sandbox-private directory (`${alca:PRIVATE}/NAME`), not a host path."""
+        return private.is_private(self.source)
 
 
 @dataclass(frozen=True)
@@ -94,15 +107,44 @@ def _mount(name: str, item: Any) -> PresetMount:
         raise _broken(name, "each [[mounts]] entry must be a table")
     readonly = item.get("readonly")
     enabled = item.get("enabled", True)
-    if not isinstance(readonly, bool) or not isinstance(enabled, bool):
-        raise _broken(name, "mounts need readonly = true/false (explicitly) and a boolean enabled")
-    return PresetMount(
+    login = item.get("login", False)
+    if not all(isinstance(v, bool) for v in (readonly, enabled, login)):
+        raise _broken(
+            name, "mounts need readonly = true/false (explicitly), boolean enabled and login"
+        )
+    mount = PresetMount(
         source=_text(name, item, "source"),
         target=_text(name, item, "target"),
-        readonly=readonly,
+        readonly=bool(readonly),
         why=_text(name, item, "why"),
-        enabled=enabled,
+        enabled=bool(enabled),
+        login=bool(login),
     )
+    _check_exposure(name, mount)
+    return mount
+
+
+def _check_exposure(name: str, mount: PresetMount) -> None:
+    """The rule of issue 13: nothing the host agent executes is mounted writable.
+
+    A writable mount is either a sandbox-private directory or a login file (`login = true`,
+    a file name, never a directory); every other host path is read-only.
+    """
+    if mount.private:
+        private.private_name(mount.source, key="source")  # raises on a malformed token
+        if mount.login:
+            raise _broken(name, f"{mount.source} is private, so it cannot be a login file")
+        return
+    if not (mount.source == "~" or mount.source.startswith("~/")):
+        raise _broken(name, f"mount source {mount.source} must be under ~/ or ${{alca:PRIVATE}}")
+    if mount.login and mount.readonly:
+        raise _broken(name, f"login file {mount.source} must be writable (readonly = false)")
+    if not mount.readonly and not mount.login:
+        raise _broken(
+            name,
+            f"{mount.source} is a host path mounted writable; only login files "
+            "(login = true) may be, everything else read-only or ${alca:PRIVATE}",
+        )
 
 
 def load_preset(name: str) -> AgentPreset:
@@ -141,10 +183,68 @@ def host_path(source: str, environ: Mapping[str, str]) -> str:
     return os.path.expanduser(source)
 
 
+def _plain_file(path: str) -> bool:
+    """A regular file that is not a symlink: the only kind of login source mounted writable.
+
+    A writable bind of a symlink would follow it on every start; a directory would expose
+    whatever else the agent keeps next to its login.
+    """
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _first_link(home: str, path: str) -> str | None:
+    """The first symlink among `path` and its parents below `home`, or None.
+
+    Earlier presets mounted whole agent directories writable, so a sandbox may have planted
+    a link there (`~/.claude/commands -> ~/.ssh`); a read-only bind would then show its
+    target inside. The user's own dotfile links look the same, so such a mount is offered
+    commented out, for the user to check, rather than silently followed.
+    """
+    relative = os.path.relpath(path, home)
+    if relative.startswith(".."):
+        return None
+    current = home
+    for part in relative.split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return current
+    return None
+
+
+def _not_mounted(mount: PresetMount, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """Why an enabled host mount is written commented out: (note for init, TOML comment)."""
+    path = host_path(mount.source, environ)
+    if not os.path.lexists(path):
+        return (
+            f"{mount.source} does not exist yet, so its mount is commented out",
+            f"{mount.source} did not exist at init: create it, then uncomment",
+        )
+    home = host_path("~", environ)
+    link = _first_link(home, path)
+    if link is not None:
+        shown = "~" + link[len(home) :]
+        target = escaped_for_terminal(os.readlink(link))
+        return (
+            f"{shown} is a symbolic link (to {target}); check that you made it, then "
+            f"uncomment the mount of {mount.source}, which is commented out",
+            f"{shown} is a symbolic link at init: check it is yours, then uncomment",
+        )
+    if mount.login and not _plain_file(path):
+        return (
+            f"{mount.source} is not a plain file, so this login is not mounted writable; "
+            "its mount is commented out",
+            f"{mount.source} is not a plain file, so it is not mounted writable",
+        )
+    return None
+
+
 def _mount_lines(preset: AgentPreset, environ: Mapping[str, str]) -> tuple[list[str], list[str]]:
-    """TOML lines for the mounts array, and the sources that were missing at init."""
+    """TOML lines for the mounts array, and a note for each source left commented out."""
     lines: list[str] = []
-    missing: list[str] = []
+    notes: list[str] = []
     for mount in preset.mounts:
         entry = (
             f"{{ source = {templates.toml_string(mount.source)}, "
@@ -152,15 +252,12 @@ def _mount_lines(preset: AgentPreset, environ: Mapping[str, str]) -> tuple[list[
             f"readonly = {'true' if mount.readonly else 'false'} }},"
         )
         lines += [f"# {part}" for part in textwrap.wrap(mount.why, 90)]
-        if not mount.enabled:
-            lines.append(f"# {entry}")
-        elif not os.path.lexists(host_path(mount.source, environ)):
-            missing.append(mount.source)
-            lines.append(f"# {mount.source} did not exist at init: create it, then uncomment")
-            lines.append(f"# {entry}")
-        else:
-            lines.append(entry)
-    return lines, missing
+        reason = None if not mount.enabled or mount.private else _not_mounted(mount, environ)
+        if reason is not None:
+            notes.append(reason[0])
+            lines.append(f"# {reason[1]}")
+        lines.append(f"# {entry}" if not mount.enabled or reason is not None else entry)
+    return lines, notes
 
 
 def _up(preset: AgentPreset) -> str:
@@ -174,9 +271,9 @@ def _up(preset: AgentPreset) -> str:
 def template_for(
     preset: AgentPreset, environ: Mapping[str, str]
 ) -> tuple[templates.Template, list[str]]:
-    """The `agent` template with this agent added, and the mount sources left commented out."""
+    """The `agent` template with this agent added, and notes on mounts left commented out."""
     agent = templates.TEMPLATES["agent"]
-    mount_lines, missing = _mount_lines(preset, environ)
+    mount_lines, notes = _mount_lines(preset, environ)
     path = ":".join([*preset.path, "/root/.npm-global/bin", "$PATH"])
     env_lines = (
         "# API keys are passed by name from your shell, when the container is created and on every",
@@ -194,7 +291,8 @@ def template_for(
             f"A sandbox for {preset.label}, installed by `commands.up` on `alca up`.",
             "Start it unrestricted (the sandbox, not the agent, is the boundary):",
             f"  {preset.unrestricted}",
-            "Only the agent's own config and login are mounted from your home (see mounts).",
+            "From your home only the agent's login is writable; its settings, instructions",
+            "and commands are read-only, its own state is private to this sandbox (see mounts).",
         ),
         up_comment=f"prepare the environment and install {preset.command} (skipped once present)",
         up=_up(preset),
@@ -202,4 +300,4 @@ def template_for(
         mount_lines=tuple(mount_lines),
         env_lines=env_lines,
     )
-    return template, missing
+    return template, notes

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from alcatraz.config import model
+from alcatraz.config import model, private
 from alcatraz.config.expand import check_env_key, check_env_value, expand_strict
 from alcatraz.config.netgrammar import (
     GrammarError,
@@ -413,6 +413,12 @@ def _mounts(
     for i, item in enumerate(raw):
         key = f"mounts[{i}]"
         if isinstance(item, str):
+            if private.is_private(item):
+                raise ConfigError(
+                    f"mount {quote(item)} uses a token in the string form",
+                    key=key,
+                    hint='use the table form { source = "${alca:PRIVATE}/NAME", target = "..." }',
+                )
             source, target, readonly = _parse_mount_string(item, key)
             exclude: tuple[str, ...] = ()
         else:
@@ -425,6 +431,11 @@ def _mounts(
         target = _check_container_path(
             key if isinstance(item, str) else f"{key}.target", target, "mount target"
         )
+        if private.is_private(source):
+            # Kept as written; load_config resolves it once the project root is known.
+            private.private_name(source, key=f"{key}.source")
+            mounts.append(Mount(source, target, readonly, exclude))
+            continue
         host = resolve_host_path(
             source,
             key=f"{key}.source" if not isinstance(item, str) else key,

@@ -8,6 +8,7 @@ files and the environment; writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -20,8 +21,9 @@ from typing import Any, Final
 
 import msgspec
 
-from alcatraz.config import model
+from alcatraz.config import model, private
 from alcatraz.config.expand import expand_strict
+from alcatraz.config.globsyntax import glob_syntax_error
 from alcatraz.config.layer import Caps, Command, EnvVar, Layer, Mount, normalise
 from alcatraz.config.merge import merge
 from alcatraz.config.netgrammar import (
@@ -32,7 +34,7 @@ from alcatraz.config.netgrammar import (
     parse_proxy,
 )
 from alcatraz.errors import ConfigError, NotInitializedError, quote
-from alcatraz.paths import CONFIG_NAME, display_path
+from alcatraz.paths import CONFIG_NAME, alca_home, display_path
 
 MAX_FILE_BYTES: Final = 1 << 20
 MAX_DEPTH: Final = 32
@@ -398,6 +400,15 @@ class _Resolver:
                 else os.path.join(glob.escape(str(base_dir)), expanded)
             )
             if _GLOB_CHARS & set(expanded):
+                bad = glob_syntax_error(expanded)
+                if bad is not None:
+                    raise ConfigError(
+                        f"{quote(ref)} is not a valid glob pattern: {bad}",
+                        file=display,
+                        key=where,
+                        hint="close the bracket (e.g. conf/[ab].toml), or escape a literal "
+                        "'[' as '[[]'",
+                    )
                 matches = sorted(glob.glob(pattern, include_hidden=True))
                 if len(matches) > MAX_FILES:
                     raise ConfigError(
@@ -483,7 +494,13 @@ class _Resolver:
 
 
 def _finalise(
-    layer: Layer, *, root: Path, config_file: Path, files: list[Path], display: str
+    layer: Layer,
+    *,
+    root: Path,
+    config_file: Path,
+    files: list[Path],
+    display: str,
+    environ: Mapping[str, str],
 ) -> Config:
     origin = dict(layer.origin)
 
@@ -540,7 +557,7 @@ def _finalise(
         runtime=layer.runtime or "auto",
         up=layer.up if layer.up and layer.up.command else None,
         enter=layer.enter if layer.enter and layer.enter.command else None,
-        mounts=layer.mounts,
+        mounts=_resolve_private(layer.mounts, root, environ),
         memory=layer.memory,
         cpus=layer.cpus,
         envs=envs,
@@ -557,6 +574,21 @@ def _finalise(
         host_ca=bool(layer.host_ca),
         workdir_protect=tuple(dict.fromkeys(layer.workdir_protect)),
         workdir_unprotect=tuple(dict.fromkeys(layer.workdir_unprotect)),
+    )
+
+
+def _resolve_private(
+    mounts: tuple[Mount, ...], root: Path, environ: Mapping[str, str]
+) -> tuple[Mount, ...]:
+    """`${alca:PRIVATE}/NAME` sources as paths under this project's per-user state."""
+    if not any(private.is_private(m.source) for m in mounts):
+        return mounts
+    home = alca_home(dict(environ))
+    return tuple(
+        dataclasses.replace(m, source=private.resolve(m.source, home, root))
+        if private.is_private(m.source)
+        else m
+        for m in mounts
     )
 
 
@@ -582,4 +614,5 @@ def load_config(
         config_file=config_file,
         files=resolver.files,
         display=resolver.display(config_file),
+        environ=env,
     )

@@ -83,7 +83,9 @@ class MountSpec(_Strict):
         str,
         msgspec.Meta(
             description="Host path. `$VAR`, `${VAR}` and `~` are expanded; a relative path is "
-            "resolved against the directory of the file that declares it."
+            "resolved against the directory of the file that declares it. "
+            "`${alca:PRIVATE}/NAME` is a directory private to this project's sandbox, "
+            "outside the project and your home (created by `alca up`)."
         ),
     ]
     target: Annotated[str, msgspec.Meta(description="Absolute path inside the container.")]

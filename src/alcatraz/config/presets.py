@@ -13,6 +13,7 @@ stdin closed, so it can never block a script.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -25,6 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import SplitResult, urlsplit
 
+from alcatraz.config.preset_sources import (
+    ALLOWED_PROTOCOLS,
+    confirm_sources,
+    escaped_for_terminal,
+)
 from alcatraz.errors import AlcaError, ExitCode, UnavailableError, UsageError, quote
 
 if TYPE_CHECKING:
@@ -248,6 +254,12 @@ def parse_source_comment(text: str) -> SourceComment | None:
         if not line.startswith(SOURCE_PREFIX):
             continue
         raw = line[len(SOURCE_PREFIX) :].strip()
+        if not all(0x21 <= ord(ch) < 0x7F for ch in raw):
+            raise UsageError(
+                f"preset source comment {escaped_for_terminal(raw)} holds characters other "
+                "than printable ASCII",
+                hint="percent-encode them in the URL, or download the preset again",
+            )
         base, found, fragment = raw.rpartition("#")
         commit, _, path = fragment.partition(":")
         if not found or not _COMMIT.fullmatch(commit) or not path:
@@ -303,14 +315,21 @@ class Git:
         self.runner = app.runner
         env = {k: v for k, v in app.environ.items() if k not in _REPO_ENV}
         env["GIT_TERMINAL_PROMPT"] = "0"
+        # Only the transports parse_source admits, whatever the user's git config says
+        # (no ext::, fd::, remote helpers, also not through url.*.insteadOf rewrites).
+        env["GIT_ALLOW_PROTOCOL"] = ALLOWED_PROTOCOLS
         if not app.interactive and "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
             env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
         self.env: Mapping[str, str] = env
 
-    def run(self, *args: str, repo: Path | None = None, timeout: float = 120) -> Result:
+    def run(
+        self, *args: str, repo: Path | None = None, timeout: float = 120, protocol: str = ""
+    ) -> Result:
+        """Run git; `protocol` narrows the allowed transports to that one (for a fetch)."""
         argv = ["git", *(["-C", str(repo)] if repo is not None else []), *args]
+        env = {**self.env, "GIT_ALLOW_PROTOCOL": protocol} if protocol else self.env
         try:
-            return self.runner.run(argv, env=self.env, timeout=timeout)
+            return self.runner.run(argv, env=env, timeout=timeout)
         except UnavailableError:
             raise UnavailableError(
                 "git is not installed (not found on PATH); presets are downloaded with git",
@@ -359,7 +378,15 @@ def fetch_commit(git: Git, cache: Path, source: PresetSource, commit: str | None
     target = commit or "HEAD"
     try:
         result = git.run(
-            "fetch", "--depth", "1", "--no-tags", source.url, target, repo=cache, timeout=600
+            "fetch",
+            "--depth",
+            "1",
+            "--no-tags",
+            source.url,
+            target,
+            repo=cache,
+            timeout=600,
+            protocol=source.scheme,
         )
     except UnavailableError:
         raise
@@ -441,20 +468,25 @@ def toml_problem(text: str) -> str | None:
 # -- files ----------------------------------------------------------------------------------
 
 
-def write_text_atomic(path: Path, text: str, *, exclusive: bool = False) -> None:
+def write_text_atomic(
+    path: Path, text: str, *, exclusive: bool = False, follow: bool = True
+) -> None:
     """Write through a temporary file and a rename, so a reader never sees half a file.
 
     `exclusive` refuses to replace an existing file, atomically (a hard link fails if the
     name exists). Otherwise an existing file keeps its permission bits and a symlink is
-    followed; a new file gets 0644.
+    followed, unless `follow` is false: then the rename replaces the link itself, so a
+    link planted in the project cannot send the write elsewhere. A new file gets 0644.
     """
     target = path
     mode = 0o644
     if not exclusive:
-        if path.is_symlink():
+        if follow and path.is_symlink():
             target = Path(os.path.realpath(path))
-        if target.exists():
-            mode = stat.S_IMODE(target.stat().st_mode)
+        with contextlib.suppress(OSError):
+            info = target.stat() if follow else target.lstat()
+            if stat.S_ISREG(info.st_mode):
+                mode = stat.S_IMODE(info.st_mode)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -597,50 +629,95 @@ class _Managed:
     origin: SourceComment
 
 
+def _read_regular(path: Path) -> str | None:
+    """The text of a regular file, or None for anything else; never follows a link or
+    blocks (the agent may swap in a FIFO or a link after the directory was listed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        data = handle.read(MAX_PRESET_BYTES + 1)
+    if len(data) > MAX_PRESET_BYTES:
+        raise OSError(f"larger than {MAX_PRESET_BYTES} bytes")
+    return data.decode("utf-8")
+
+
 def _managed_files(app: App) -> list[_Managed]:
     """Preset copies in the current directory, i.e. files that carry a source comment."""
     found: list[_Managed] = []
     for path in sorted(app.cwd.iterdir()):
-        if not any(fnmatchcase(path.name, p) for p in PRESET_PATTERNS) or not path.is_file():
+        if not any(fnmatchcase(path.name, p) for p in PRESET_PATTERNS):
+            continue
+        shown = escaped_for_terminal(path.name)
+        if path.is_symlink():
+            app.warn(f"{shown} is a symbolic link, not a downloaded preset; skipped")
             continue
         try:
-            text = path.read_text(encoding="utf-8")
+            text = _read_regular(path)
         except (OSError, UnicodeDecodeError) as error:
-            app.warn(f"cannot read {path.name} ({error}); skipped")
+            app.warn(f"cannot read {shown} ({escaped_for_terminal(str(error))}); skipped")
+            continue
+        if text is None:
             continue
         try:
             origin = parse_source_comment(text)
         except UsageError as error:
-            app.warn(f"{path.name}: {error.message}; skipped")
+            # Already printable ASCII (the comment is checked first); escaped only if not.
+            message = error.message
+            if not all(0x20 <= ord(ch) < 0x7F for ch in message):
+                message = escaped_for_terminal(message)
+            app.warn(f"{shown}: {message}; skipped")
             continue
-        if origin is not None:
-            found.append(_Managed(path, text, origin))
+        if origin is None:
+            continue
+        if not any(fnmatchcase(origin.path.rsplit("/", 1)[-1], p) for p in PRESET_PATTERNS):
+            app.warn(
+                f"{shown}: its source names {escaped_for_terminal(origin.path)}, which is not "
+                "a preset file (.alca.*.toml); skipped"
+            )
+            continue
+        found.append(_Managed(path, text, origin))
     return found
 
 
-def update(app: App) -> int:
-    """`alca init --update`: bring every downloaded preset to its repository's newest commit."""
+def update(app: App, *, assume_yes: bool = False) -> int:
+    """`alca init --update`: bring every downloaded preset to its repository's newest commit.
+
+    Only sources the user confirms are contacted (`preset_sources.confirm_sources`).
+    """
     managed = _managed_files(app)
     if not managed:
         return ExitCode.OK
     groups: dict[str, list[_Managed]] = {}
     for item in managed:
         groups.setdefault(item.origin.source.url, []).append(item)
+    approved = confirm_sources(
+        app,
+        {
+            url: (files[0].origin.source, [(f.path.name, f.origin.path) for f in files])
+            for url, files in groups.items()
+        },
+        assume_yes=assume_yes,
+    )
     git = Git(app)
     unreachable: list[str] = []
     invalid: list[str] = []
-    for files in groups.values():
+    for url, files in groups.items():
+        if url not in approved:
+            continue
         source = files[0].origin.source
         cache = cache_dir(app.home, source)
         try:
             commit = fetch_commit(git, cache, source, None)
         except FetchError as error:
             cached = cached_head(git, cache)
+            shown = escaped_for_terminal(source.display)
+            reason = escaped_for_terminal(error.reason)  # git's text: the remote's words
             if cached is None:
-                app.warn(f"failed to fetch {source.display}: {error.reason}. No cached copy.")
-                unreachable.append(source.display)
+                app.warn(f"failed to fetch {shown}: {reason}. No cached copy.")
+                unreachable.append(shown)
                 continue
-            app.warn(f"failed to fetch {source.display}: {error.reason}. Using cached version.")
+            app.warn(f"failed to fetch {shown}: {reason}. Using cached version.")
             commit = cached
         for item in files:
             _update_one(app, git, cache, item, commit, invalid)
@@ -663,7 +740,7 @@ def _update_one(
     app: App, git: Git, cache: Path, item: _Managed, commit: str, invalid: list[str]
 ) -> None:
     origin = item.origin
-    name = item.path.name
+    name = escaped_for_terminal(item.path.name)
     content = read_preset(git, cache, commit, origin.path)
     if content is None:
         app.warn(
@@ -685,7 +762,7 @@ def _update_one(
             return
         if not app.confirm(f"File {name} has local changes. Overwrite?"):
             return
-    write_text_atomic(item.path, new_text)
+    write_text_atomic(item.path, new_text, follow=False)
     app.info(f"Updated {name} ({origin.commit[:7]} -> {commit[:7]})")
 
 
