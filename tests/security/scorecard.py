@@ -45,7 +45,7 @@ WORKSPACE = frozenset(
         "tests/security/test_hostile_workspace.py",
         "tests/security/test_host_executed_files.py",
         "tests/security/test_printable_sweep.py",
-        "tests/security/test_agent_presets_hostile.py",
+        "tests/integration/lifecycle/test_agent_preset_mounts.py",
     }
 )
 
