@@ -285,6 +285,17 @@ def _refusal(entry: str, here: str, mode: int) -> RefusedError:
     )
 
 
+def host_placeholder(placement: Placement) -> bool:
+    """Whether a bind-mounted workspace gets this placeholder on the host.
+
+    Empty directories (invisible to git) and files inside `.git/` are made; an empty file
+    elsewhere (`.envrc`) would show in `git status` and make direnv complain in every
+    project, so a missing one is left unprotected: direnv runs no `.envrc` you have not
+    allowed (`direnv allow`), which is its own guard. A synced workspace needs no host file.
+    """
+    return placement.kind == "placeholder-dir" or placement.path.startswith(".git/")
+
+
 def materialise(root: Path, placements: Sequence[Placement]) -> list[str]:
     """Create the placeholders on the host (bind-mounted workspace); returns what it made.
 
@@ -294,6 +305,8 @@ def materialise(root: Path, placements: Sequence[Placement]) -> list[str]:
     made: list[str] = []
     for placement in placements:
         if not placement.kind.startswith("placeholder"):
+            continue
+        if not host_placeholder(placement):
             continue
         *parents, name = placement.path.split("/")
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -371,6 +384,8 @@ def bind_mounts(
     for placement in placements:
         target = str(workdir / placement.path)
         if not synced:
+            if placement.kind.startswith("placeholder") and not host_placeholder(placement):
+                continue  # not made on the host (see host_placeholder)
             mounts.append((str(root / placement.path), target, placement.readonly))
             continue
         if placement.kind == "pin" or excluded(placement.path, config.workdir_exclude):
