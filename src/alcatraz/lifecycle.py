@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from alcatraz import drift, filesync, isolation, sandbox, state
+from alcatraz import drift, filesync, isolation, sandbox, sources, state
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
@@ -59,6 +59,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
             runtime, info = previous, old_info
         snapshot = drift.snapshot(config)
         kept_with_drift = False
+        sources.pins(config)  # refuses a workspace link before any change
         if info is not None:
             outcome = _reconcile_drift(
                 app, config, project, project_id, name, info, runtime, chosen, snapshot, force
@@ -72,6 +73,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         sandbox.save_state(project, isolation=guard.record())
         if info is None:
             sandbox.ensure_sources(config)
+            sandbox.save_state(project, source_pins=sources.pins(config))
             spec = sandbox.container_spec(
                 config, app, project_id, name, guard.network.name, guard_profile
             )
@@ -89,6 +91,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         elif info.state is ContainerState.RUNNING:
             app.step(f"Container already running: {name}")
         else:
+            _check_pins(config, project)  # the engine resolves the sources again on start
             with app.progress(f"Starting stopped container: {name}"):
                 runtime.start(name)
             app.step("Container started")
@@ -143,6 +146,7 @@ def _reconcile_drift(
     detached = network_name(project_id) not in info.networks
     if detached:
         changes.append("Network: the container is not on its isolated project network")
+    changes += source_drift(project, info, sources.pins(config))
     if not changes:
         return "current"
     if force:
@@ -175,6 +179,32 @@ def _reconcile_drift(
         sandbox.save_state(project, isolation=None)
     sandbox.save_state(project, setup_done=False, snapshot=None)
     return "rebuilt"
+
+
+def source_drift(project: Project, info: ContainerInfo, current: dict[str, list[int]]) -> list[str]:
+    """Drift lines for replaced workspace sources and an engine-driven restart policy."""
+    lines = [
+        f"Mount source ./{sources.printable(path)}: replaced since the container was created"
+        for path in sources.replaced(project.state.get("source_pins"), current)
+    ]
+    if info.restart_policy not in ("", "no"):
+        lines.append(
+            f"Restart policy: {sources.printable(info.restart_policy)} → no "
+            "(only 'alca up' may start the sandbox)"
+        )
+    return lines
+
+
+def _check_pins(config: Config, project: Project) -> None:
+    """Refuse to start when a workspace source is not the one pinned at create."""
+    changed = sources.replaced(project.state.get("source_pins"), sources.pins(config))
+    if changed:
+        raise RefusedError(
+            "workspace path ./" + sources.printable(changed[0]) + " was replaced since the "
+            "container was created; the container was not started",
+            hint="restore it, or run 'alca up -f' to rebuild the sandbox from the project "
+            "as it is now",
+        )
 
 
 def down(app: App, *, force: bool) -> None:

@@ -105,7 +105,19 @@ def _collect(app: App) -> dict[str, Any]:
         old_engine=str(project.state.get("runtime", "")),
         new_engine=runtime.name,
     )
+    report["drift"] += _source_drift(config, project, info)
     return report
+
+
+def _source_drift(config: Any, project: Any, info: Any) -> list[str]:
+    """Replaced or linked workspace sources count as drift (decision 0010)."""
+    from alcatraz import lifecycle, sources
+    from alcatraz.errors import RefusedError
+
+    try:
+        return lifecycle.source_drift(project, info, sources.pins(config))
+    except RefusedError as error:
+        return [f"Workspace: {error.message}"]
 
 
 def _sync_lines(app: App, sync: dict[str, Any]) -> None:
