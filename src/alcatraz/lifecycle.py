@@ -97,13 +97,16 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
             app.step("Container started")
         # The second layer, inside the sandbox's namespace, before any of its commands run.
         running = info is not None and info.state is ContainerState.RUNNING
-        isolation.guard_inside(app, runtime, guard, name, pid=info.pid if running and info else 0)
+        inside_pid = isolation.guard_inside(
+            app, runtime, guard, name, pid=info.pid if running and info else 0
+        )
+        run_isolation = isolation.run_record(guard, inside_pid)
 
         previous_spec = project.state.get("run_spec")
         if kept_with_drift and isinstance(previous_spec, dict):
             # The container was built from the old configuration: keep running it as such
             # (its workdir, mounts and setup); only the live network policy is updated.
-            sandbox.save_state(project, run_spec={**previous_spec, "isolation": guard.record()})
+            sandbox.save_state(project, run_spec={**previous_spec, "isolation": run_isolation})
         else:
             filesync.prepare_container_paths(runtime, name, config)
             filesync.start(app, runtime, config, project_id, name)
@@ -111,7 +114,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
                 filesync.poll_conflicts(app, runtime, project_id, project.state_dir)
             sandbox.run_setup(app, runtime, config, project, name)
             sandbox.save_state(
-                project, run_spec=sandbox.run_spec(config, runtime, name, guard.record())
+                project, run_spec=sandbox.run_spec(config, runtime, name, run_isolation)
             )
     if config.post_up:
         code = sandbox.run_hook(app, config, "post_up", config.post_up)

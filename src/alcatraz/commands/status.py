@@ -67,6 +67,7 @@ def _collect(app: App) -> dict[str, Any]:
         )
     except AlcaError as error:
         report["isolation"] = {"state": "unknown", "error": error.message}
+    _check_inside_layer(report, project.state.get("run_spec"))
     if info is None:
         report["container"] = {"state": ContainerState.NOT_FOUND.value}
         return report
@@ -107,6 +108,17 @@ def _collect(app: App) -> dict[str, Any]:
     )
     report["drift"] += _source_drift(config, project, info)
     return report
+
+
+def _check_inside_layer(report: dict[str, Any], spec: object) -> None:
+    """A sandbox restarted without alcatraz lost its in-namespace layer (decision 0010)."""
+    from alcatraz.state import inside_layer_current
+
+    record = spec.get("isolation") if isinstance(spec, dict) else None
+    if isinstance(record, dict) and not inside_layer_current(record):
+        if report["isolation"].get("state") == "enabled":
+            report["isolation"]["state"] = "missing"
+        report["isolation"]["inside"] = "missing"
 
 
 def _source_drift(config: Any, project: Any, info: Any) -> list[str]:
