@@ -280,20 +280,20 @@ def prepare(
 HOST_LAYER_ONLY_ENV = "ALCA_TEST_HOST_LAYER_ONLY"
 
 
-def guard_inside(
-    app: App, runtime: Runtime, guard: Isolation, container: str, pid: int = 0
-) -> None:
+def guard_inside(app: App, runtime: Runtime, guard: Isolation, container: str, pid: int = 0) -> int:
     """Load the second layer (`nft.guard_script`) in the sandbox's own network namespace.
 
     It keeps the policy when the host's table goes under a running sandbox. Only where
     alcatraz runs nft itself as root on this host (it must enter the namespace); through
     `sudo -n nft` or the helper container, the host's table is the only layer.
+    Returns the pid of the container's init it was loaded for (0 when there is no layer):
+    a restart without alcatraz gives the container a new init and a namespace without it.
     """
     fw = guard.firewall
     if fw is None or fw.mechanism != "native" or os.geteuid() != 0:
-        return
+        return 0
     if app.environ.get(HOST_LAYER_ONLY_ENV):  # the lab's truth tables judge the host's table
-        return
+        return 0
     if pid <= 0:
         info = runtime.inspect(container)
         pid = info.pid if info is not None else 0
@@ -305,13 +305,22 @@ def guard_inside(
     inside = _in_namespace_of(app, pid, fw.command)
     tag = nft.guard_tag(guard.policy)
     if not guard.policy.allow_all and inside.guard_loaded(tag):
-        return
+        return pid
     inside.load(nft.guard_script(guard.policy))
     if not guard.policy.allow_all and not inside.guard_loaded(tag):
         raise RefusedError(
             "the sandbox's own network rules did not load as expected",
             hint=f"check `nsenter --target={pid} --net nft list ruleset`",
         )
+    return pid
+
+
+def run_record(guard: Isolation, inside_pid: int) -> dict[str, Any]:
+    """The isolation record for `alca run`, with the init the second layer is bound to."""
+    record = guard.record()
+    if inside_pid > 0 and guard.enforced:
+        record["inside"] = [inside_pid, state.process_start(inside_pid)]
+    return record
 
 
 def fallback_record(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from alcatraz import drift, filesync, isolation, protect, sandbox, state
+from alcatraz import drift, filesync, isolation, protect, sandbox, sources, state
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
@@ -63,6 +63,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
             runtime, info = previous, old_info
         snapshot = drift.snapshot(config, protect.snapshot(config))
         kept_with_drift = False
+        sources.pins(config)  # refuses a workspace link before any change
         if info is not None:
             outcome = _reconcile_drift(
                 app, config, project, project_id, name, info, runtime, chosen, snapshot, force
@@ -82,6 +83,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
                 made = protect.materialise(config.project_root, protection)
                 if made:
                     app.step("Created empty read-only placeholders: " + ", ".join(made))
+            sandbox.save_state(project, source_pins=sources.pins(config))
             spec = sandbox.container_spec(
                 config,
                 app,
@@ -107,18 +109,22 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         elif info.state is ContainerState.RUNNING:
             app.step(f"Container already running: {name}")
         else:
+            _check_pins(config, project)  # the engine resolves the sources again on start
             with app.progress(f"Starting stopped container: {name}"):
                 runtime.start(name)
             app.step("Container started")
         # The second layer, inside the sandbox's namespace, before any of its commands run.
         running = info is not None and info.state is ContainerState.RUNNING
-        isolation.guard_inside(app, runtime, guard, name, pid=info.pid if running and info else 0)
+        inside_pid = isolation.guard_inside(
+            app, runtime, guard, name, pid=info.pid if running and info else 0
+        )
+        run_isolation = isolation.run_record(guard, inside_pid)
 
         previous_spec = project.state.get("run_spec")
         if kept_with_drift and isinstance(previous_spec, dict):
             # The container was built from the old configuration: keep running it as such
             # (its workdir, mounts and setup); only the live network policy is updated.
-            sandbox.save_state(project, run_spec={**previous_spec, "isolation": guard.record()})
+            sandbox.save_state(project, run_spec={**previous_spec, "isolation": run_isolation})
         else:
             filesync.prepare_container_paths(runtime, name, config)
             filesync.start(app, runtime, config, project_id, name)
@@ -126,7 +132,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
                 filesync.poll_conflicts(app, runtime, project_id, project.state_dir)
             sandbox.run_setup(app, runtime, config, project, name)
             sandbox.save_state(
-                project, run_spec=sandbox.run_spec(config, runtime, name, guard.record())
+                project, run_spec=sandbox.run_spec(config, runtime, name, run_isolation)
             )
     if config.post_up:
         code = sandbox.run_hook(app, config, "post_up", config.post_up)
@@ -163,6 +169,7 @@ def _reconcile_drift(
         changes.append("Network: the container is not on its isolated project network")
     elif not info.dns and resolver.expected(config):
         changes.append("Names: the container does not use the project's resolver")
+    changes += source_drift(project, info, sources.pins(config))
     if not changes:
         return "current"
     if force:
@@ -195,6 +202,32 @@ def _reconcile_drift(
         sandbox.save_state(project, isolation=None)
     sandbox.save_state(project, setup_done=False, snapshot=None)
     return "rebuilt"
+
+
+def source_drift(project: Project, info: ContainerInfo, current: dict[str, list[int]]) -> list[str]:
+    """Drift lines for replaced workspace sources and an engine-driven restart policy."""
+    lines = [
+        f"Mount source ./{sources.printable(path)}: replaced since the container was created"
+        for path in sources.replaced(project.state.get("source_pins"), current)
+    ]
+    if info.restart_policy not in ("", "no"):
+        lines.append(
+            f"Restart policy: {sources.printable(info.restart_policy)} → no "
+            "(only 'alca up' may start the sandbox)"
+        )
+    return lines
+
+
+def _check_pins(config: Config, project: Project) -> None:
+    """Refuse to start when a workspace source is not the one pinned at create."""
+    changed = sources.replaced(project.state.get("source_pins"), sources.pins(config))
+    if changed:
+        raise RefusedError(
+            "workspace path ./" + sources.printable(changed[0]) + " was replaced since the "
+            "container was created; the container was not started",
+            hint="restore it, or run 'alca up -f' to rebuild the sandbox from the project "
+            "as it is now",
+        )
 
 
 def down(app: App, *, force: bool) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alcatraz import hostca, protect, seccomp, state, trust
+from alcatraz import hostca, protect, seccomp, sources, state, trust
 from alcatraz.app import App
 from alcatraz.config import private
 from alcatraz.config.expand import expand_env_value
@@ -161,23 +161,26 @@ def _host_env(config: Config, app: App) -> dict[str, str]:
 
 
 def ensure_sources(config: Config, app_home: Path) -> None:
-    """Create missing mount sources inside the project (as engines did upstream); refuse others."""
+    """Create missing mount sources inside the project (as engines did upstream); refuse others.
+
+    Inside the project, directories are made beneath descriptors opened without following
+    links (`sources.ensure`): a workspace link never leads the host's mkdir out of it.
+    Private directories (`${alca:PRIVATE}/NAME`) are made under the alcatraz home.
+    """
     private_root = private.private_root(app_home, config.project_root)
     for i, mount in enumerate(config.mounts):
-        source = Path(mount.source)
-        if source.parent == private_root:
-            private.ensure_private(source)
+        if Path(mount.source).parent == private_root:
+            private.ensure_private(Path(mount.source))
             continue
-        if source.exists():
+        relative = sources.workspace_relative(config, mount.source)
+        if relative is not None:
+            sources.ensure(config, relative)
             continue
-        try:
-            source.relative_to(config.project_root)
-        except ValueError:
+        if not Path(mount.source).exists():
             raise AlcaError(
-                f"mount source {source} does not exist",
+                f"mount source {sources.printable(mount.source)} does not exist",
                 hint=f"create it, or remove mounts[{i}] from the configuration",
-            ) from None
-        source.mkdir(parents=True, exist_ok=True)
+            )
 
 
 def _protected_config_mounts(config: Config) -> list[BindMount]:

@@ -59,6 +59,27 @@ def root_identity(project_root: Path | str) -> list[int]:
     return [info.st_dev, info.st_ino]
 
 
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot), or None when it is gone.
+
+    A container that restarted has a new init: its pid or its start time differs.
+    """
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def inside_layer_current(isolation: dict[str, Any]) -> bool:
+    """Whether the container's init is still the one the in-namespace layer was loaded into."""
+    inside = isolation.get("inside")
+    if not isinstance(inside, list) or len(inside) != 2:
+        return True  # no second layer was loaded (not root, helper, allow-all)
+    return bool(process_start(int(inside[0])) == inside[1])
+
+
 def read_json(path: Path | str) -> dict[str, Any] | None:
     """A JSON object from `path`, or None when the file does not exist."""
     try:

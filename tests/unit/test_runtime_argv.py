@@ -121,7 +121,7 @@ def test_minimal_spec_exact_argv() -> None:
     assert docker().run_argv(spec()) == [
         "run", "-d",
         "--name", "alca-550e8400-e29",
-        "--restart=unless-stopped",
+        "--restart=no",
         "--init",
         "--security-opt", "no-new-privileges",
         "--pids-limit", "4096",
@@ -149,7 +149,7 @@ def test_full_spec_exact_argv_and_order() -> None:
     assert docker().run_argv(full) == [
         "run", "-d",
         "--name", "alca-550e8400-e29",
-        "--restart=unless-stopped",
+        "--restart=no",
         "--init",
         "--security-opt", "no-new-privileges",
         "--pids-limit", "512",

@@ -21,7 +21,13 @@ from alcatraz.errors import (
 )
 from alcatraz.network import resolver
 from alcatraz.paths import alca_home_str, find_root
-from alcatraz.state import read_json, root_identity, stamps_current, state_file
+from alcatraz.state import (
+    inside_layer_current,
+    read_json,
+    root_identity,
+    stamps_current,
+    state_file,
+)
 
 if TYPE_CHECKING:
     from typing import NoReturn
@@ -185,6 +191,13 @@ def run(args: list[str]) -> int:
             "the sandbox's network isolation rules are not loaded: the command was not started",
             hint="run 'alca up' to restore them (they may have been flushed, or the machine "
             "rebooted without the network helper installed)",
+        )
+    if isinstance(isolation, dict) and not inside_layer_current(isolation):
+        raise RefusedError(
+            "the sandbox restarted without alcatraz (or is stopped): its network rules inside "
+            "the sandbox are not loaded and its sources were not checked; the command was not "
+            "started",
+            hint="run 'alca up' to check the workspace and restore them",
         )
     if isinstance(isolation, dict):
         ensure_resolver(isolation)

@@ -72,6 +72,7 @@ def _collect(app: App) -> dict[str, Any]:
         from alcatraz.network import resolver
 
         report["names"] = resolver.describe(record.get("resolver"))
+    _check_inside_layer(report, project.state.get("run_spec"))
     if info is None:
         report["container"] = {"state": ContainerState.NOT_FOUND.value}
         return report
@@ -110,7 +111,30 @@ def _collect(app: App) -> dict[str, Any]:
         old_engine=str(project.state.get("runtime", "")),
         new_engine=runtime.name,
     )
+    report["drift"] += _source_drift(config, project, info)
     return report
+
+
+def _check_inside_layer(report: dict[str, Any], spec: object) -> None:
+    """A sandbox restarted without alcatraz lost its in-namespace layer (decision 0010)."""
+    from alcatraz.state import inside_layer_current
+
+    record = spec.get("isolation") if isinstance(spec, dict) else None
+    if isinstance(record, dict) and not inside_layer_current(record):
+        if report["isolation"].get("state") == "enabled":
+            report["isolation"]["state"] = "missing"
+        report["isolation"]["inside"] = "missing"
+
+
+def _source_drift(config: Any, project: Any, info: Any) -> list[str]:
+    """Replaced or linked workspace sources count as drift (decision 0010)."""
+    from alcatraz import lifecycle, sources
+    from alcatraz.errors import RefusedError
+
+    try:
+        return lifecycle.source_drift(project, info, sources.pins(config))
+    except RefusedError as error:
+        return [f"Workspace: {error.message}"]
 
 
 def _sync_lines(app: App, sync: dict[str, Any]) -> None:

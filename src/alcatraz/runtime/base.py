@@ -59,7 +59,7 @@ class ContainerSpec:
     cpus: float | None = None
     pids_limit: int = 4096
     network: str | None = None  # an alcatraz-created network; None = engine default
-    restart: str = "unless-stopped"
+    restart: str = "no"  # every start goes through alcatraz (decision 0010)
     keepalive: Sequence[str] = ("sleep", "infinity")
     extra_args: Sequence[str] = ()  # engine-specific flags (tests, quirks); never user input
     pull: str | None = None  # "never" / "missing" / "always"; None = the engine's default
