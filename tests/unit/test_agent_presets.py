@@ -410,3 +410,30 @@ def test_existing_config_is_never_overwritten(tmp_path: Path) -> None:
         run_init(app, "--agent", "claude")
     assert getattr(caught.value, "exit_code", None) == ExitCode.CANT_CREATE
     assert (app.cwd / ".alca.toml").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "readonly", "exposed"),
+    [
+        ("~/.claude", False, "~/.claude/settings.json"),  # what earlier presets wrote
+        ("~/.codex", False, "~/.codex/config.toml"),
+        ("~/.gemini", False, "~/.gemini/settings.json"),
+        ("~/.local/share/opencode", False, "~/.local/share/opencode/bin"),
+        ("~", False, "~/.claude.json"),
+        ("~/.claude/commands/team", False, "~/.claude/commands"),
+        ("~/.claude.json", False, "~/.claude.json"),
+        ("~/.claude", True, None),
+        ("~/.claude/.credentials.json", False, None),
+        ("~/projects/app", False, None),
+    ],
+)
+def test_writable_agent_config_is_found(
+    tmp_path: Path, source: str, readonly: bool, exposed: str | None
+) -> None:
+    environ = {"HOME": str(tmp_path)}
+    found = agents.writable_agent_config([(agents.host_path(source, environ), readonly)], environ)
+    paths = {path for _, path in found}
+    if exposed is None:
+        assert paths == set()
+    else:
+        assert agents.host_path(exposed, environ) in paths

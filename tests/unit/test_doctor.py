@@ -220,3 +220,28 @@ def test_sandbox_rules_state_comes_from_the_isolation_report(
     assert found["sandbox"]["status"] == status
     if status == "fail":
         assert found["sandbox"]["fix"] == "alca up (re-applies the rules)"
+
+
+def test_a_writable_mount_of_host_agent_config_warns(tmp_path: Path) -> None:
+    """Issue 13 item 7: configs from earlier presets mounted ~/.claude read-write."""
+    app = make_app(tmp_path, bin_dir(tmp_path))
+    claude = tmp_path / "home" / ".claude"
+    claude.mkdir(parents=True)
+    (app.cwd / ".alca.toml").write_text(
+        'image = "alpine:3.21"\nmounts = [{ source = "~/.claude", target = "/root/.claude" }]\n'
+    )
+    found = checks(app)
+    assert found["agent-config"]["status"] == "warn"
+    assert f"{claude}/settings.json" in found["agent-config"]["summary"]
+    assert "alca init --agent" in found["agent-config"]["fix"]
+
+
+def test_a_preset_config_has_no_writable_agent_config(tmp_path: Path) -> None:
+    from tests.unit.test_agent_presets import create_sources, run_init
+
+    path = bin_dir(tmp_path)
+    setup = make_app(tmp_path, path)
+    create_sources(setup, "claude")
+    assert run_init(setup, "--agent", "claude") == ExitCode.OK
+    found = checks(make_app(tmp_path, path))
+    assert found["agent-config"]["status"] == "ok"

@@ -133,7 +133,7 @@ def _check_project(app: App, found: _Project) -> list[Check]:
             )
         ]
     found.config = config
-    checks = [Check("config", OK, f"{path} loads")]
+    checks = [Check("config", OK, f"{path} loads"), _agent_config_check(app, config)]
     from alcatraz import sandbox, trust
 
     try:
@@ -156,6 +156,23 @@ def _check_project(app: App, found: _Project) -> list[Check]:
             )
         )
     return checks
+
+
+def _agent_config_check(app: App, config: Config) -> Check:
+    """Warn when a writable mount reaches a file the host's agent runs (issue 13 item 7)."""
+    from alcatraz.config.agents import writable_agent_config
+
+    mounts = [(m.source, m.readonly) for m in config.all_mounts]
+    exposed = writable_agent_config(mounts, app.environ)
+    if not exposed:
+        return Check("agent-config", OK, "no host agent settings, hooks or commands are writable")
+    listed = ", ".join(sorted({path for _, path in exposed}))
+    return Check(
+        "agent-config",
+        WARN,
+        f"writable inside the sandbox, and run or obeyed by your agent on the host: {listed}",
+        "mount them read-only, or compare with a fresh 'alca init --agent NAME' (docs/agents.md)",
+    )
 
 
 # -- engines --------------------------------------------------------------------------------

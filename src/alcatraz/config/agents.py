@@ -23,7 +23,7 @@ import re
 import stat
 import textwrap
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
@@ -301,3 +301,49 @@ def template_for(
         env_lines=env_lines,
     )
     return template, notes
+
+
+#: Host-executed agent files no preset mounts at all (so the presets cannot list them).
+_NEVER_MOUNTED: Final = (
+    "~/.claude.json",
+    "~/.claude/plugins",
+    "~/.gemini/extensions",
+    "~/.local/share/opencode/bin",
+    "~/.cache/opencode",
+)
+
+
+def host_executed_paths(environ: Mapping[str, str]) -> list[str]:
+    """Host files the agents execute or obey: every preset's read-only host sources, and
+    the few no preset mounts. Writing any of them from a sandbox steers the host's agent."""
+    sources = [
+        m.source
+        for name in preset_names()
+        for m in load_preset(name).mounts
+        if m.readonly and not m.private
+    ]
+    return sorted({os.path.normpath(host_path(s, environ)) for s in [*sources, *_NEVER_MOUNTED]})
+
+
+def writable_agent_config(
+    mounts: Sequence[tuple[str, bool]], environ: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """(mount source, host-executed path) pairs a writable mount exposes.
+
+    A mount exposes a path when it is that path, a directory holding it (`~/.claude`, or
+    `~` itself), or a directory inside it (`~/.claude/commands/sub`). For configurations
+    written by earlier presets, which mounted whole agent directories read-write.
+    """
+    found: list[tuple[str, str]] = []
+    for source, readonly in mounts:
+        if readonly:
+            continue
+        mounted = os.path.normpath(source)
+        for path in host_executed_paths(environ):
+            if _within(path, mounted) or _within(mounted, path):
+                found.append((source, path))
+    return found
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
