@@ -43,6 +43,7 @@ SECURITY = {
 WORKSPACE = frozenset(
     {
         "tests/security/test_hostile_workspace.py",
+        "tests/integration/lifecycle/test_hostile_sources.py",
         "tests/security/test_host_executed_files.py",
         "tests/security/test_printable_sweep.py",
         "tests/integration/lifecycle/test_agent_preset_mounts.py",
