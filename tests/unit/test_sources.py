@@ -89,3 +89,15 @@ def test_create_never_follows_a_parent_link(tree: Path) -> None:
 
 def test_printable_escapes_controls_and_bidi() -> None:
     assert sources.printable("a\x1b[8m\u202e\n") == "a\\x1b[8m\\u202e\\n"
+
+
+def test_the_inside_layer_is_bound_to_one_process() -> None:
+    from alcatraz import state
+
+    me = os.getpid()
+    started = state.process_start(me)
+    assert started is not None
+    assert state.inside_layer_current({"inside": [me, started]})
+    assert not state.inside_layer_current({"inside": [me, started + 1]})  # pid reused
+    assert not state.inside_layer_current({"inside": [2**22 + 7, started]})  # gone
+    assert state.inside_layer_current({})  # no second layer loaded: nothing to check

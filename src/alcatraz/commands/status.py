@@ -249,6 +249,8 @@ def main(args: argparse.Namespace, app: App) -> int:
     elif state == ContainerState.STOPPED.value:
         app.out("Container: Stopped")
         app.out()
+        for line in report.get("drift") or []:
+            app.out(f"  {line}")
         app.out("Run 'alca up' to start the container.")
     elif state == ContainerState.NOT_FOUND.value:
         app.out("Container: Not created")

@@ -63,6 +63,11 @@ def test_swapped_mount_source_is_never_started(projects: Projects, mode: str, li
     if mode == "sync" or link != "parent":
         done = project.sh(f"cd /workspace && {script}")
         assert done.returncode == 0, str(done)
+    if mode == "sync" and link != "relative-excluded":
+        # Mutagen's portable symlink mode never carries an absolute link to the host.
+        time.sleep(8)
+        assert not swapped.is_symlink()
+        return
     if mode == "sync":
         _wait_for_link(swapped)
     elif link == "parent":
@@ -160,7 +165,7 @@ def test_restart_behind_alcatraz_is_refused_and_shown(
     project.up(ALCA_TEST_HOST_LAYER_ONLY="")
     assert project.alca("run", "true").returncode == 0
     if how == "kill-init":
-        project.alca("run", "kill", "-9", "1")
+        project.alca("run", "kill", "1")
     else:
         sh([name, "kill", project.container_name])
     time.sleep(3)
