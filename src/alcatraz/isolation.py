@@ -238,8 +238,8 @@ def prepare(
         if not app.confirm("Install now?"):
             raise RefusedError(
                 "network isolation needs the network helper, so that the rules survive a "
-                "reboot (a container started outside alcatraz must never run unfiltered); nothing was "
-                "started",
+                "reboot (a container started outside alcatraz must never run unfiltered); "
+                "nothing was started",
                 hint="run 'alca network-helper install' once (as root), then 'alca up'",
             )
         for line in helper.install():
