@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from alcatraz.network.resolver import RESOLV_CONF_ENV
-from tests.integration.isolation_helpers import ALCA, Project, Workspace
+from tests.integration.isolation_helpers import Project, Workspace
 from tests.lab.names import (
     DNS4,
     DNS6,
@@ -121,17 +121,9 @@ def engine_name(engine: object) -> str:
     return str(getattr(engine, "executable", engine))
 
 
-def inside(project: Project, script: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ALCA, "run", "sh", "-c", script],
-        cwd=project.root,
-        env=project.ws.env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def inside(project: Project, script: str) -> subprocess.CompletedProcess[str]:
+    """`alca run sh -c SCRIPT`: what the agent does."""
+    return project.exec_alca(["sh", "-c", script])
 
 
 def use_resolver(lab: NamesLab, address: str) -> None:
@@ -240,7 +232,7 @@ def test_apt_get_update_through_the_hosts_real_resolver(
     (names_lab.workdir / "resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
     time.sleep(1.2)
     try:
-        done = inside(sandbox, "apt-get update 2>&1", timeout=240)
+        done = inside(sandbox, "apt-get update 2>&1")
         assert done.returncode == 0, done.stdout
         assert "Temporary failure resolving" not in done.stdout, done.stdout
     finally:
