@@ -106,6 +106,10 @@ def test_up_hides_excluded_files_and_setup_sees_synced_ones(sandbox: Sandbox) ->
     project = sandbox.project
     inside = project.inside_tree("/workspace")
     inside.pop(".alca.toml")  # bind-mounted read-only, not synced
+    for name in (".alca", ".devcontainer", ".git", ".idea", ".vscode"):
+        # Missing protected paths: empty read-only placeholders from alcatraz's own
+        # directory (docs/security.md, "Files the host executes"), never synced.
+        assert inside.pop(name) is None, name
     assert inside == visible(FILES)
     assert project.inside_tree("/data") == {"conf.txt": "conf v1", "keep.txt": "keep"}
     # Synced and flushed before commands.up: it read a synced file of each mount.
@@ -134,7 +138,11 @@ def test_sessions_per_project_and_mount_untouched_by_user_mutagen_config(
         session = sessions[f"alca-{key}-{index}"]
         assert session["labels"] == {"alca-project": project.project_id, "alca-mount": str(index)}
         assert session["mode"] == mode
-        assert session["ignore"]["paths"] == ignores  # nothing added by ~/.mutagen.yml
+        paths = session["ignore"]["paths"]
+        assert paths[: len(ignores)] == ignores  # nothing added by ~/.mutagen.yml
+        extras = paths[len(ignores) :]  # the workspace's protected names (protect.py)
+        assert all(p.startswith("/") for p in extras), extras
+        assert ("/.git/hooks" in extras) if index == 0 else extras == [], extras
         assert session["alpha"]["path"] == str(source)
         assert session["beta"]["path"] == target
         assert session["beta"]["host"] == project.container

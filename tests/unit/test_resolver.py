@@ -224,3 +224,27 @@ def test_ipv6_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
             server.close()
 
     assert matches(query("six.test"), asyncio.run(scenario()))
+
+
+@pytest.mark.parametrize(
+    ("flags", "qtype", "counts", "rcode"),
+    [
+        (0x2800, 6, (1, 0, 0, 0), 4),  # UPDATE: NOTIMP
+        (0x2000, 6, (1, 0, 0, 0), 4),  # NOTIFY
+        (0x0100, 252, (1, 0, 0, 0), 5),  # AXFR: REFUSED
+        (0x0100, 251, (1, 0, 0, 0), 5),  # IXFR
+        (0x0100, 1, (1, 1, 0, 0), 4),  # answers in a query
+        (0x0100, 1, (2, 0, 0, 0), 4),  # two questions
+    ],
+)
+def test_only_standard_queries_are_relayed(
+    flags: int, qtype: int, counts: tuple[int, int, int, int], rcode: int
+) -> None:
+    """No UPDATE, NOTIFY or zone transfer reaches a resolver that may trust the host."""
+    q = query(qtype=qtype)
+    q = struct.pack("!HHHHHH", 0x4242, flags, *counts) + q[12:]
+    answer = dnsproxy.refusal(q)
+    assert answer is not None and answer[:2] == b"\x42\x42" and answer[3] & 0x0F == rcode
+    assert answer[2] & 0x80  # a response
+    assert dnsproxy.refusal(query()) is None
+    assert dnsproxy.refusal(query(qtype=28)) is None

@@ -37,7 +37,8 @@ from typing import Any, cast
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 DNS_PORT = 53
 UPSTREAM_TIMEOUT = 2.0  # seconds per upstream try
-MAX_INFLIGHT = 256  # concurrent UDP queries
+MAX_INFLIGHT = 256  # concurrent upstream queries
+MAX_QUEUED = 1024  # UDP queries waiting or in flight; more are dropped (the client retries)
 MAX_TCP_CLIENTS = 64
 TCP_IDLE = 10.0
 RESOLV_RECHECK = 1.0  # seconds between looks at resolv.conf's mtime
@@ -92,6 +93,29 @@ def servfail(query: bytes) -> bytes | None:
     opcode_rd = flags & 0x7900  # opcode and RD
     answer_flags = 0x8000 | opcode_rd | 0x0080 | 2  # QR, RA, RCODE=SERVFAIL
     return HEADER.pack(ident, answer_flags, 1, 0, 0, 0) + query[HEADER.size : end]
+
+
+def refusal(query: bytes) -> bytes | None:
+    """REFUSED/NOTIMP for what a sandbox has no business sending the host's resolver.
+
+    Only standard queries (opcode 0) with one question and no answer or authority records
+    are relayed: no UPDATE, NOTIFY or zone transfer reaches a resolver that may trust this
+    host's address. None means: relay it.
+    """
+    _, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(query)
+    end = question_end(query)
+    qtype = struct.unpack_from("!H", query, end - 4)[0] if end is not None else 0
+    if flags & 0x7800 == 0 and qdcount == 1 and ancount == nscount == 0 and arcount <= 1:
+        if qtype not in (251, 252):  # IXFR, AXFR
+            return None
+        rcode = 5  # REFUSED
+    else:
+        rcode = 4  # NOTIMP
+    answer = servfail(query)
+    if answer is None:  # no single question to echo back: a bare header
+        (ident,) = struct.unpack_from("!H", query)
+        return HEADER.pack(ident, 0x8000 | rcode, 0, 0, 0, 0)
+    return answer[:3] + bytes([(answer[3] & 0xF0) | rcode]) + answer[4:]
 
 
 def matches(query: bytes, reply: bytes) -> bool:
@@ -214,6 +238,9 @@ class Forwarder:
     async def resolve(self, query: bytes, *, tcp: bool) -> bytes | None:
         if question_end(query) is None or query[2] & 0x80:
             return None  # not a query we can answer: drop it
+        refused = refusal(query)
+        if refused is not None:
+            return refused
         async with self.inflight:
             for upstream in self.upstreams.current():
                 try:
@@ -235,6 +262,8 @@ class _UdpServer(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(self.tasks) >= MAX_QUEUED:
+            return  # a flood: drop, bounded memory (clients retry)
         task = asyncio.get_running_loop().create_task(self._answer(data, addr))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -264,7 +293,7 @@ async def _serve_tcp_client(
                 if reply is None:
                     break
                 writer.write(struct.pack("!H", len(reply)) + reply)
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), TCP_IDLE)  # a client that never reads
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             pass
         finally:

@@ -93,10 +93,15 @@ def running(entry: dict[str, str]) -> int | None:
             words = handle.read().split(b"\0")
     except (OSError, ValueError, KeyError):
         return None
-    wanted = (MODULE.encode(), b"--listen", entry["listen"].encode())
-    if pid > 0 and all(word in words for word in wanted):
-        return pid
-    return None
+    wanted = (MODULE.encode(), entry["listen"].encode(), entry["pidfile"].encode())
+    if pid <= 0 or not all(word in words for word in wanted):
+        return None
+    try:  # a process in a container (another pid namespace) is never ours
+        if os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid"):
+            return None
+    except OSError:
+        return None
+    return pid
 
 
 def spawn(entry: dict[str, str]) -> str | None:
