@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,19 @@ class Workspace:
         self.projects.clear()
         shutil.rmtree(self.base, ignore_errors=True)
         return problems
+
+
+@contextlib.contextmanager
+def helper_workspace(tag: str, **env: str) -> Iterator[Workspace]:
+    """A Workspace with the network helper installed; everything removed afterwards, and
+    what could not be removed fails the test."""
+    workspace = Workspace(tag, **env)
+    workspace.install_helper()
+    try:
+        yield workspace
+    finally:
+        problems = workspace.cleanup()
+    assert not problems, "\n".join(problems)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from tests.integration.isolation_helpers import (
     Workspace,
     attach,
     chain_text,
+    helper_workspace,
     network_info,
     positive_control,
     reduced_cells,
@@ -95,13 +96,8 @@ class Sandboxes:
 
 @pytest.fixture(scope="module")
 def ws() -> Iterator[Workspace]:
-    workspace = Workspace("i")
-    workspace.install_helper()
-    try:
+    with helper_workspace("i") as workspace:
         yield workspace
-    finally:
-        problems = workspace.cleanup()
-    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture(scope="module")

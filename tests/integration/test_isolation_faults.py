@@ -57,6 +57,7 @@ from tests.integration.isolation_helpers import (
     ensure_dockerd,
     foreign_keys,
     foreign_running_containers,
+    helper_workspace,
     network_info,
     nft_table,
     positive_control,
@@ -99,13 +100,8 @@ RESTART_OPT_IN = "ALCA_TEST_RESTART_DOCKERD"
 
 @pytest.fixture
 def ws() -> Iterator[Workspace]:
-    workspace = Workspace("f")
-    workspace.install_helper()
-    try:
+    with helper_workspace("f") as workspace:
         yield workspace
-    finally:
-        problems = workspace.cleanup()
-    assert not problems, "\n".join(problems)
 
 
 def isolated(project: Project, lab: Lab, *, via: str = "alca", config: str = DEFAULT) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from alcatraz.network.resolver import RESOLV_CONF_ENV
-from tests.integration.isolation_helpers import Project, Workspace
+from tests.integration.isolation_helpers import Project, Workspace, helper_workspace
 from tests.lab.names import (
     DNS4,
     DNS6,
@@ -90,13 +90,10 @@ def workspace(names_lab: NamesLab) -> Iterator[Workspace]:
     resolv_conf = names_lab.workdir / "resolv.conf"
     resolv_conf.write_text(f"nameserver {DNS4}\n")
     # Both layers on (the host table and the one in the sandbox's namespace).
-    ws = Workspace("names", ALCA_TEST_HOST_LAYER_ONLY="", **{RESOLV_CONF_ENV: str(resolv_conf)})
-    ws.install_helper()
-    try:
+    with helper_workspace(
+        "names", ALCA_TEST_HOST_LAYER_ONLY="", **{RESOLV_CONF_ENV: str(resolv_conf)}
+    ) as ws:
         yield ws
-    finally:
-        problems = ws.cleanup()
-        assert not problems, problems
 
 
 def write_config(project: Project, *, host_ca: bool) -> None:

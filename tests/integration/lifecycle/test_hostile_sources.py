@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from alcatraz.runtime.cli_compat import CliRuntime
-from tests.integration.isolation_helpers import Workspace, sh
+from tests.integration.isolation_helpers import Workspace, helper_workspace, sh
 from tests.integration.lifecycle.helpers import Projects, config_text, engine_cli
 
 pytestmark = pytest.mark.integration
@@ -146,13 +146,8 @@ def test_protected_config_file_swapped_for_a_link(projects: Projects) -> None:
 
 @pytest.fixture
 def ws() -> Iterator[Workspace]:
-    workspace = Workspace("h")
-    workspace.install_helper()
-    try:
+    with helper_workspace("h") as workspace:
         yield workspace
-    finally:
-        problems = workspace.cleanup()
-    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("how", ["kill-init", "engine-kill"])
