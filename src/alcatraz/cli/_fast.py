@@ -119,10 +119,7 @@ def ensure_resolver(isolation: dict[str, object]) -> None:
     entry = isolation.get("resolver")
     if not isinstance(entry, dict):
         return
-    fields = {str(k): str(v) for k, v in entry.items()}
-    if resolver.running(fields) is not None:
-        return
-    problem = resolver.spawn(fields)
+    problem = resolver.ensure({str(k): str(v) for k, v in entry.items()})
     if problem is not None:
         sys.stderr.write(
             f"Warning: names will not resolve in the sandbox: its resolver did not start "
