@@ -172,9 +172,15 @@ def test_restart_with_old_ip_taken_stays_isolated(
 # --- FI-2: engine daemon restart (Docker) ------------------------------------------------
 
 
-def test_docker_daemon_restart_keeps_the_sandbox_isolated(
+def test_docker_daemon_restart_leaves_the_sandbox_stopped_until_up(
     engine: CliRuntime, lab: Lab, ws: Workspace
 ) -> None:
+    """The engine never restarts a sandbox by itself (restart policy `no`, decision 0010).
+
+    A dockerd restart would otherwise re-resolve the workspace's sources and start the
+    container without the layer inside: it stays stopped, `alca run` refuses without
+    running the command, and `alca up` checks the sources and brings it back isolated.
+    """
     if engine.executable != "docker":
         pytest.skip("a daemon restart applies to Docker only (Podman has no daemon)")
     if os.environ.get(RESTART_OPT_IN) != "1":
@@ -182,7 +188,10 @@ def test_docker_daemon_restart_keeps_the_sandbox_isolated(
             f"stops and restarts the machine's dockerd (every container of every user on it "
             f"stops or restarts); set {RESTART_OPT_IN}=1 to run it"
         )
-    project = sandbox(ws, "docker", "dd", lab)
+    positive_control("docker", lab)
+    project = ws.project("docker", "ddd")
+    project.up(ALCA_TEST_HOST_LAYER_ONLY="")  # both layers, as a user gets them
+    marker = project.root / "marker-created-by-the-command"
     others = foreign_running_containers("docker", [project.container_name])
     if others:
         pytest.skip(f"other running Docker containers would be stopped: {', '.join(others)}")
@@ -197,12 +206,16 @@ def test_docker_daemon_restart_keeps_the_sandbox_isolated(
         assert wait_for(lambda: pids[0] not in dockerd_pids(), 60), "dockerd did not stop"
         pidfile.write_text(f"{start_dockerd().pid}\n")
         assert wait_for(docker_answers, 60, step=0.5), "dockerd did not come back"
-        assert wait_for(lambda: project.container_state() == "running", 60), (
-            f"the sandbox did not come back: {project.container_state()}"
-        )
+        came_back = wait_for(lambda: project.container_state() == "running", 10, step=0.5)
+        assert not came_back, "the engine started the sandbox by itself after its restart"
     finally:
         ensure_dockerd()
-    # no alca command since the restart: probe straight through `docker exec`
+    run = project.alca("run", "sh", "-c", f"touch {marker.name}")
+    assert run.returncode == REFUSED, str(run)
+    assert "restarted without alcatraz (or is stopped)" in run.stderr, str(run)
+    assert not marker.exists(), "the command ran in a sandbox that alcatraz did not start"
+    assert project.up().returncode == 0  # the host's table alone, for the matrix below
+    assert project.container_state() == "running"
     isolated(project, lab, via="engine")
     ok, detail = project.rules_verified()
     assert ok, detail
