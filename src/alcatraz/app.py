@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from alcatraz.paths import alca_home
+from alcatraz.printable import printable_lines
 from alcatraz.proc import Runner, SubprocessRunner
 
 if TYPE_CHECKING:
@@ -49,11 +50,13 @@ class App:
         return alca_home(dict(self.environ))
 
     # -- output ---------------------------------------------------------------------------
+    # Every line goes through `printable_lines`: text interpolated from the workspace, the
+    # engine or Mutagen can never act on the terminal (names get `printable` where built).
     def step(self, text: str) -> None:
         """A progress step (`→ `), hidden by -q."""
         if not self.quiet:
             with self._quiet_screen():
-                self.stdout.write(f"→ {text}\n")
+                self.stdout.write(f"→ {printable_lines(text)}\n")
                 self.stdout.flush()
 
     @contextmanager
@@ -68,7 +71,7 @@ class App:
             self.step(text)
             yield
             return
-        step = Step(self.stdout, text, quiet=self.quiet, environ=self.environ)
+        step = Step(self.stdout, printable_lines(text), quiet=self.quiet, environ=self.environ)
         self._step = step
         try:
             with step:
@@ -80,23 +83,35 @@ class App:
         """A completion line (`✓ `), hidden by -q."""
         if not self.quiet:
             with self._quiet_screen():
-                self.stdout.write(f"✓ {text}\n")
+                self.stdout.write(f"✓ {printable_lines(text)}\n")
                 self.stdout.flush()
 
     def out(self, text: str = "") -> None:
         """Regular output (the answer the user asked for); not hidden by -q."""
         with self._quiet_screen():
-            self.stdout.write(text + "\n")
+            self.stdout.write(printable_lines(text) + "\n")
 
     def info(self, text: str = "") -> None:
         """Informational output, hidden by -q."""
         if not self.quiet:
             with self._quiet_screen():
-                self.stdout.write(text + "\n")
+                self.stdout.write(printable_lines(text) + "\n")
+
+    def write(self, text: str) -> None:
+        """Part of a line on stdout (a prompt, `Removing x... ` before its result)."""
+        with self._quiet_screen():
+            self.stdout.write(printable_lines(text))
+            self.stdout.flush()
+
+    def err(self, text: str) -> None:
+        """A line on stderr without a prefix (diffs, banners, counts), not hidden by -q."""
+        with self._quiet_screen():
+            self.stderr.write(printable_lines(text) + "\n")
+            self.stderr.flush()
 
     def warn(self, text: str) -> None:
         with self._quiet_screen():
-            self.stderr.write(f"Warning: {text}\n")
+            self.stderr.write(f"Warning: {printable_lines(text)}\n")
             self.stderr.flush()
 
     def _quiet_screen(self) -> AbstractContextManager[None]:
@@ -110,7 +125,7 @@ class App:
         if not self.interactive:
             return default
         with self._quiet_screen():
-            self.stdout.write(f"{question} [{'Y/n' if default else 'y/N'}] ")
+            self.stdout.write(f"{printable_lines(question)} [{'Y/n' if default else 'y/N'}] ")
             self.stdout.flush()
             answer = self.stdin.readline().strip().lower()
         if not answer:

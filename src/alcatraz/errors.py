@@ -26,11 +26,11 @@ class ExitCode(enum.IntEnum):
 
 
 def quote(value: object) -> str:
-    """Render a user-supplied value for a message: quoted, control characters escaped."""
+    """Render a user-supplied value for a message: quoted, made printable (`printable`)."""
     if isinstance(value, str):
-        import json
+        from alcatraz.printable import printable
 
-        return json.dumps(value, ensure_ascii=False)
+        return '"' + printable(value).replace('"', '\\"') + '"'
     return repr(value)
 
 

@@ -17,6 +17,7 @@ from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
 from alcatraz.network import resolver
 from alcatraz.network.plan import network_name
+from alcatraz.printable import printable
 from alcatraz.runtime.base import ContainerInfo, ContainerState, Runtime
 from alcatraz.runtime.detect import resolve_runtime
 from alcatraz.sandbox import Project
@@ -207,12 +208,12 @@ def _reconcile_drift(
 def source_drift(project: Project, info: ContainerInfo, current: dict[str, list[int]]) -> list[str]:
     """Drift lines for replaced workspace sources and an engine-driven restart policy."""
     lines = [
-        f"Mount source ./{sources.printable(path)}: replaced since the container was created"
+        f"Mount source ./{printable(path)}: replaced since the container was created"
         for path in sources.replaced(project.state.get("source_pins"), current)
     ]
     if info.restart_policy not in ("", "no"):
         lines.append(
-            f"Restart policy: {sources.printable(info.restart_policy)} → no "
+            f"Restart policy: {printable(info.restart_policy)} → no "
             "(only 'alca up' may start the sandbox)"
         )
     return lines
@@ -223,7 +224,7 @@ def _check_pins(config: Config, project: Project) -> None:
     changed = sources.replaced(project.state.get("source_pins"), sources.pins(config))
     if changed:
         raise RefusedError(
-            "workspace path ./" + sources.printable(changed[0]) + " was replaced since the "
+            "workspace path ./" + printable(changed[0]) + " was replaced since the "
             "container was created; the container was not started",
             hint="restore it, or run 'alca up -f' to rebuild the sandbox from the project "
             "as it is now",
@@ -290,14 +291,14 @@ def _guard_conflicts(
     from alcatraz.sync.conflicts import banner
 
     if force:
-        app.stderr.write(
-            "Warning: --force used, skipping sync conflict check. Conflicts may become "
-            "unresolvable after container is destroyed.\n"
+        app.warn(
+            "--force used, skipping sync conflict check. Conflicts may become "
+            "unresolvable after container is destroyed."
         )
         return
     conflicts, _ = filesync.poll_conflicts(app, runtime, project_id, state_dir)
     if conflicts:
-        app.stderr.write(banner(conflicts) + "\n")
+        app.err(banner(conflicts))
         raise AlcaError(
             "resolve sync conflicts before stopping the container, or use --force to skip "
             "this check: sync conflicts",

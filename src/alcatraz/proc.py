@@ -14,9 +14,10 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from alcatraz.errors import AlcaError, UnavailableError
+from alcatraz.printable import printable_lines
 
 if TYPE_CHECKING:
     from typing import NoReturn
@@ -28,7 +29,7 @@ def debug_enabled() -> bool:
 
 def log_command(argv: Sequence[str]) -> None:
     if debug_enabled():
-        sys.stderr.write("→ Executing: " + shlex.join(argv) + "\n")
+        sys.stderr.write("→ Executing: " + printable_lines(shlex.join(argv)) + "\n")
         sys.stderr.flush()
 
 
@@ -50,12 +51,13 @@ class CommandFailed(AlcaError):
     """A program exited non-zero where success was required."""
 
     def __init__(self, result: Result, summary: str | None = None, hint: str | None = None):
-        detail = result.stderr.strip() or result.stdout.strip() or "(no output)"
+        detail = printable_lines(result.stderr.strip() or result.stdout.strip() or "(no output)")
         if len(detail) > 2000:
             detail = detail[:2000] + " …"
         head = summary or f"{result.argv[0]} failed"
         super().__init__(
-            f"{head} (exit {result.returncode}): {detail}\n  command: {shlex.join(result.argv)}",
+            f"{head} (exit {result.returncode}): {detail}\n"
+            f"  command: {printable_lines(shlex.join(result.argv))}",
             hint,
         )
         self.result = result
@@ -121,7 +123,8 @@ class SubprocessRunner:
             ) from None
         result = Result(args, completed.returncode, completed.stdout, completed.stderr)
         if debug_enabled() and completed.stderr.strip():
-            sys.stderr.write("  stderr: " + completed.stderr.strip().replace("\n", "\n  ") + "\n")
+            shown = printable_lines(completed.stderr.strip()).replace("\n", "\n  ")
+            sys.stderr.write("  stderr: " + shown + "\n")
         if check and not result.ok:
             raise CommandFailed(result)
         return result
@@ -129,17 +132,51 @@ class SubprocessRunner:
     def stream(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
     ) -> int:
-        """Run with the terminal attached (setup commands, hooks); returns the exit code."""
+        """Run with output shown as it comes (setup commands, hooks); returns the exit code.
+
+        The output is the sandbox's (the agent can replace any program a setup command runs),
+        so it passes through `printable_lines` on its way to our stdout and stderr.
+        """
         import subprocess
+        import threading
 
         args = tuple(argv)
         log_command(args)
+        pipe = subprocess.PIPE
         try:
-            return subprocess.call(args, env=dict(env) if env is not None else None, cwd=cwd)
+            child = subprocess.Popen(
+                args, env=dict(env) if env is not None else None, cwd=cwd, stdout=pipe, stderr=pipe
+            )
         except FileNotFoundError:
             raise UnavailableError(
                 f"{args[0]} is not installed (not found on PATH)", hint=f"install {args[0]}"
             ) from None
+        with child:
+            pairs = ((child.stdout, sys.stdout), (child.stderr, sys.stderr))
+            pumps = [
+                threading.Thread(target=_pump, args=(output.fileno(), target))
+                for output, target in pairs
+                if output is not None
+            ]
+            for pump in pumps:
+                pump.start()
+            try:
+                return child.wait()
+            finally:
+                for pump in pumps:
+                    pump.join()
+
+
+def _pump(source: int, target: TextIO) -> None:
+    """Copy a child's output to `target` as it arrives, made printable."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    while chunk := os.read(source, 65536):
+        target.write(printable_lines(decoder.decode(chunk)))
+        target.flush()
+    target.write(printable_lines(decoder.decode(b"", final=True)))
+    target.flush()
 
 
 def exec_replace(argv: Sequence[str]) -> NoReturn:

@@ -29,6 +29,7 @@ from alcatraz.config.expand import expand_env_value
 from alcatraz.config.load import Config, load_config
 from alcatraz.errors import AlcaError, NotInitializedError, RefusedError, UnavailableError
 from alcatraz.paths import CONFIG_NAME, display_path, find_project_root
+from alcatraz.printable import printable
 from alcatraz.runtime.base import (
     LABEL_OWNER,
     LABEL_PROJECT_ID,
@@ -106,7 +107,7 @@ def require_approval(app: App, config: Config, project: Project, *, assume_yes: 
         header = "This project's configuration has not been approved on this machine yet:"
     else:
         header = "The configuration changed since you last approved it:"
-    app.stderr.write(header + "\n\n" + result.diff.rstrip() + "\n\n")
+    app.err(header + "\n\n" + result.diff.rstrip() + "\n")
     if assume_yes or app.confirm("Approve this configuration?"):
         trust.approve(config, project.state_dir)
         app.step("Configuration approved")
@@ -178,7 +179,7 @@ def ensure_sources(config: Config, app_home: Path) -> None:
             continue
         if not Path(mount.source).exists():
             raise AlcaError(
-                f"mount source {sources.printable(mount.source)} does not exist",
+                f"mount source {printable(mount.source)} does not exist",
                 hint=f"create it, or remove mounts[{i}] from the configuration",
             )
 

@@ -18,17 +18,13 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from alcatraz.errors import RefusedError
+from alcatraz.printable import printable
 
 if TYPE_CHECKING:
     from alcatraz.config.load import Config
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def printable(text: str) -> str:
-    """`text` with every control, non-ASCII and undecodable character escaped."""
-    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def _refuse(relative: str, what: str, hint: str) -> RefusedError:

@@ -23,6 +23,7 @@ from typing import Any
 
 from alcatraz.config.load import Config
 from alcatraz.config.show import document, render_text
+from alcatraz.printable import printable
 from alcatraz.state import read_json, write_json
 
 APPROVAL_FILE = "approved.json"
@@ -51,7 +52,7 @@ class TrustCheck:
 
 
 def _listing(data: dict[str, Any]) -> list[str]:
-    lines = ["files:"] + [f"  {f}" for f in data.get("files", [])]
+    lines = ["files:"] + [f"  {printable(f)}" for f in data.get("files", [])]
     lines += json.dumps(data.get("config", {}), indent=2, sort_keys=True).splitlines()
     return lines
 

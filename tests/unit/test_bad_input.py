@@ -808,7 +808,7 @@ UNKNOWN = [
         "control-chars-in-unknown-key-escaped",
         cfg('"\\u001b[2Jevil" = 1'),
         "unknown key",
-        "\\u001b",
+        "\\x1b",
     ),
 ]
 
@@ -865,7 +865,7 @@ LAN = [
     lan_case("injection-newline", "10.0.0.1 accept\n", "contains whitespace", "\\n"),
     lan_case("injection-semicolon", "10.0.0.1;drop", 'invalid character ";"'),
     lan_case("injection-quote", '10.0.0.1" accept', "contains whitespace"),
-    lan_case("control-char-escaped", "10.0.0.1\u001b[2J", "control character", "\\u001b"),
+    lan_case("control-char-escaped", "10.0.0.1\u001b[2J", "control character", "\\x1b"),
     lan_case("too-long", "1" * 300, "too long", "at most 256"),
     # "*" switches LAN blocking off, but the other rules are still validated.
     case(
@@ -1117,7 +1117,7 @@ MOUNTS = [
     mount_case("target-sys", s("a:/sys"), "/sys"),
     mount_case("target-dev", s("a:/dev"), "/dev"),
     mount_case("target-dotdot-proc", s("a:/data/../proc"), "/proc"),
-    mount_case("target-control-char", s("a:/b\u001bc"), "control character", "\\u001b"),
+    mount_case("target-control-char", s("a:/b\u001bc"), "control character", "\\x1b"),
     mount_case("target-equals-workdir", s("a:/workspace"), "conflicts with workdir"),
     mount_case(
         "target-equals-workdir-trailing-slash", s("a:/workspace/"), "conflicts with workdir"
@@ -1160,7 +1160,7 @@ MOUNTS = [
     ),
     mount_case("source-no-such-user", s("~alca_no_such_user_x/x:/x"), "no such user"),
     mount_case("source-control-char", s("a\tb:/x"), "control character", "\\t"),
-    mount_case("source-nul", s("a\u0000b:/x"), "control character", "\\u0000"),
+    mount_case("source-nul", s("a\u0000b:/x"), "control character", "\\x00"),
     mount_case(
         "table-empty-source",
         '{ source = "", target = "/x" }',
@@ -1355,7 +1355,7 @@ ENVS = [
         "key-control-char-escaped",
         envs('"A\\u001bB" = "x"'),
         "invalid environment variable",
-        "\\u001b",
+        "\\x1b",
     ),
 ]
 
@@ -1646,14 +1646,14 @@ INCLUDES = [
     case(
         "glob-with-nul",
         cfg('includes = ["presets\\u0000x/*.toml"]'),
-        "\\u0000",
+        "\\x00",
         key="includes[0]",
     ),
     case(
         "literal-path-control-char-escaped",
         cfg('includes = ["x\\u001by.toml"]'),
         "contains a control character",
-        "\\u001b",
+        "\\x1b",
         key="includes[0]",
     ),
 ]

@@ -87,10 +87,6 @@ def test_create_never_follows_a_parent_link(tree: Path) -> None:
     assert not (outside / "cache").exists()
 
 
-def test_printable_escapes_controls_and_bidi() -> None:
-    assert sources.printable("a\x1b[8m\u202e\n") == "a\\x1b[8m\\u202e\\n"
-
-
 def test_the_inside_layer_is_bound_to_one_process() -> None:
     from alcatraz import state
 

@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exception(error)
-        sys.stderr.write(error.render() + "\n")
+        from alcatraz.printable import printable_lines
+
+        sys.stderr.write(printable_lines(error.render()) + "\n")
         return int(error.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")

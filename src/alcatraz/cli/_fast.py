@@ -21,6 +21,7 @@ from alcatraz.errors import (
 )
 from alcatraz.network import resolver
 from alcatraz.paths import alca_home_str, find_root
+from alcatraz.printable import printable, printable_lines
 from alcatraz.state import (
     inside_layer_current,
     read_json,
@@ -123,7 +124,7 @@ def ensure_resolver(isolation: dict[str, object]) -> None:
     if problem is not None:
         sys.stderr.write(
             f"Warning: names will not resolve in the sandbox: its resolver did not start "
-            f"({problem}); run 'alca up' as root\n"
+            f"({printable_lines(problem)}); run 'alca up' as root\n"
         )
 
 
@@ -132,7 +133,7 @@ def exec_replace(argv: list[str]) -> NoReturn:
     if os.environ.get("ALCA_DEBUG", "") not in ("", "0"):
         import shlex
 
-        sys.stderr.write("→ Executing: " + shlex.join(argv) + "\n")
+        sys.stderr.write("→ Executing: " + printable_lines(shlex.join(argv)) + "\n")
         sys.stderr.flush()
     try:
         os.execvp(argv[0], argv)  # noqa: S606 - argv list, no shell
@@ -155,8 +156,7 @@ def _conflict_banner(state_path: str) -> None:
     noun = "conflict needs" if total == 1 else "conflicts need"
     lines = [f"⚠ {total} sync {noun} attention:"]
     for conflict in conflicts[:3]:
-        path = str(conflict.get("path", "")).encode("unicode_escape").decode()
-        lines.append(f"  {path}")
+        lines.append(f"  {printable(str(conflict.get('path', '')))}")
     if total > 3:
         lines.append(f"  ...and {total - 3} more")
     lines.append("Run 'alca experimental sync resolve' to resolve.")

@@ -64,8 +64,7 @@ def _owner_problem(labels: Mapping[str, str], home: Path) -> str | None:
 
 def _select(app: App, count: int) -> list[int] | None:
     app.out("Select containers to delete (comma-separated numbers, or Enter for all):")
-    app.stdout.write("> ")
-    app.stdout.flush()
+    app.write("> ")
     line = app.stdin.readline()
     if not line:
         app.out("Cancelled.")
@@ -158,7 +157,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     removed = failed = 0
     for index in selected:
         runtime, info, _reason = orphans[index]
-        app.stdout.write(f"→ Removing {info.name}... ")
+        app.write(f"→ Removing {info.name}... ")
         try:
             project_id = info.labels.get(LABEL_PROJECT_ID)
             if project_id:

@@ -235,5 +235,5 @@ def script(shell: str) -> str:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    app.stdout.write(script(args.shell))
+    app.write(script(args.shell))
     return 0

@@ -23,7 +23,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     if args.config_command == "schema":
         from alcatraz.config.schema import schema_text
 
-        app.stdout.write(schema_text())
+        app.write(schema_text())
         return 0
     from alcatraz.config.load import load_config
     from alcatraz.config.show import document, origins, render_text
@@ -44,5 +44,5 @@ def main(args: argparse.Namespace, app: App) -> int:
         }
         app.out(json.dumps(payload, indent=2))
     else:
-        app.stdout.write(render_text(config))
+        app.write(render_text(config))
     return 0

@@ -39,7 +39,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     from alcatraz.runtime.base import ContainerState
     from alcatraz.runtime.detect import resolve_runtime
 
-    app.stderr.write(WARNING)
+    app.err(WARNING.removesuffix("\n"))
     root = sandbox.locate(app)
     config = load_config(root, environ=app.environ, cwd=app.cwd)
     project = sandbox.open_project(app, root)
@@ -88,7 +88,7 @@ def _check(app: App, conflicts: list[Conflict], *, as_json: bool) -> int:
         from alcatraz.sync.conflicts import banner
 
         app.out(banner(conflicts))
-    app.stderr.write(f"{len(conflicts)} sync conflict{'s' if len(conflicts) != 1 else ''} found\n")
+    app.err(f"{len(conflicts)} sync conflict{'s' if len(conflicts) != 1 else ''} found")
     return int(ExitCode.FAILURE)
 
 
@@ -128,8 +128,7 @@ def _resolve(
         app.out(
             "How to resolve?  1) Local overwrites container  2) Container overwrites local  3) Skip"
         )
-        app.stdout.write("> ")
-        app.stdout.flush()
+        app.write("> ")
         line = app.stdin.readline()
         if not line:
             filesync.poll_conflicts(app, runtime, project_id, state_dir)

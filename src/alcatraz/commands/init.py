@@ -200,8 +200,7 @@ def _choose_template(app: App) -> str:
     for number, choice in enumerate(choices, 1):
         app.out(f"  {number}) {choice.ljust(width)}  {templates.TEMPLATES[choice].label}")
     for _ in range(3):
-        app.stdout.write(f"Enter a number [1 = {choices[0]}]: ")
-        app.stdout.flush()
+        app.write(f"Enter a number [1 = {choices[0]}]: ")
         answer = app.stdin.readline()
         if not answer:
             raise UsageError(

@@ -155,11 +155,10 @@ def _sync_lines(app: App, sync: dict[str, Any]) -> None:
     if conflicts:
         from alcatraz.sync.conflicts import Conflict, banner
 
-        app.stderr.write(
+        app.err(
             banner(
                 [Conflict("", c["mount"], c["path"], c["local"], c["container"]) for c in conflicts]
             )
-            + "\n"
         )
     app.out()
 

@@ -22,6 +22,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from alcatraz.errors import AlcaError, quote
+from alcatraz.printable import printable
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -182,21 +183,6 @@ def parse_conflicts(session: Mapping[str, Any], *, mount_index: int) -> list[Con
 
 
 # --- display -------------------------------------------------------------------------------
-
-
-def printable(text: str) -> str:
-    """`text` with anything a terminal could act on (escapes, newlines) shown escaped."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
-    return "".join(out)
 
 
 def display_path(conflict: Conflict, targets: Sequence[str] | None = None) -> str:

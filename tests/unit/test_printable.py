@@ -1,0 +1,122 @@
+"""The one function that makes untrusted text safe on a terminal (issue 13, item 5)."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+
+import alcatraz
+from alcatraz.errors import quote
+from alcatraz.printable import printable, printable_lines
+
+#: What an agent can put in a file name, a config value or an engine's error text.
+HOSTILE = {
+    "escape sequence": ("a\x1b[8mb", "a\\x1b[8mb"),
+    "terminal title (OSC)": ("\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"),
+    "carriage return": ("ok\rFAKE", "ok\\rFAKE"),
+    "bell": ("ding\x07", "ding\\x07"),
+    "C1 control (CSI)": ("x\x9b2J", "x\\x9b2J"),
+    "delete": ("x\x7f", "x\\x7f"),
+    "right-to-left override": ("evil\u202egnp.exe", "evil\\u202egnp.exe"),
+    "isolate": ("a\u2066b\u2069", "a\\u2066b\\u2069"),
+    "zero-width space": ("pa\u200bth", "pa\\u200bth"),
+    "line separator": ("a\u2028b", "a\\u2028b"),
+    "byte order mark": ("\ufeffname", "\\ufeffname"),
+    "newline": ("a\nb", "a\\nb"),
+    "tab": ("a\tb", "a\\tb"),
+    "backslash": ("a\\x1b", "a\\\\x1b"),
+    "non-UTF-8 byte (fsdecode)": (os.fsdecode(b"bad\xff\xfe"), "bad\\xff\\xfe"),
+    "private use": ("\ue000", "\\ue000"),
+    "astral format char": ("\U000e0001", "\\U000e0001"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_text_is_shown_escaped(name: str) -> None:
+    raw, shown = HOSTILE[name]
+    assert printable(raw) == shown
+    assert printable(shown).isprintable() and printable(raw).isascii()
+
+
+def test_invalid_utf8_bytes_are_shown_as_bytes() -> None:
+    assert printable(b"ok\xc3(\x1b") == "ok\\xc3(\\x1b"
+    assert printable_lines(b"line\n\xff") == "line\n\\xff"
+
+
+def test_ordinary_text_is_unchanged() -> None:
+    for text in ("plain", "café", "日本語のパス", "a b", "-_./:@"):
+        assert printable(text) is text or printable(text) == text
+
+
+def test_ascii_only_shows_look_alike_letters() -> None:
+    assert printable("gіthub.com", ascii_only=True) == "g\\u0456thub.com"
+    assert printable("café", ascii_only=True) == "caf\\xe9"
+
+
+def test_lines_keep_newlines_and_tabs_and_escape_the_rest() -> None:
+    text = "Error: no such image\n\tdetail \x1b[2J\r\u202e \\ kept"
+    assert printable_lines(text) == "Error: no such image\n\tdetail \\x1b[2J\\r\\u202e \\ kept"
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_nothing_a_terminal_acts_on_survives(name: str) -> None:
+    raw, _ = HOSTILE[name]
+    for shown in (printable(raw), printable_lines(raw), quote(raw)):
+        rest = shown.replace("\n", "").replace("\t", "")
+        assert rest.isprintable(), repr(shown)
+        assert not any(0xDC80 <= ord(c) <= 0xDCFF for c in shown)
+
+
+def test_quote_uses_the_same_escapes_and_keeps_quotes_unambiguous() -> None:
+    assert quote('a"b\x1b') == '"a\\"b\\x1b"'
+    assert quote(3) == "3"
+
+
+#: Modules that write to a terminal stream themselves, and why that is safe. Everything else
+#: writes through `App` (out, info, step, done, warn, err, write, confirm), which passes every
+#: line through `printable_lines`.
+DIRECT_WRITERS = {
+    "app.py": "the App's own output methods",
+    "cli/__init__.py": "the error boundary: printable_lines(error.render())",
+    "cli/_fast.py": "alca run's few lines, each value made printable",
+    "proc.py": "debug lines and streamed child output, made printable",
+    "network/dnsproxy.py": "a daemon's startup line to its parent's pipe, no terminal",
+    "config/reference.py": "the docs generator's own messages (a development script)",
+    "config/presets.py": "two constant lines (moved with the init package)",
+}
+
+
+def _direct_writes(path: Path) -> list[int]:
+    """Lines that call print() or .write() on a stdout/stderr attribute."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if (isinstance(func, ast.Name) and func.id == "print") or (
+            isinstance(func, ast.Attribute)
+            and func.attr == "write"
+            and isinstance(func.value, ast.Attribute)
+            and func.value.attr in ("stdout", "stderr")
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_every_renderer_writes_through_the_printable_boundary() -> None:
+    src = Path(alcatraz.__file__).parent
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        name = path.relative_to(src).as_posix()
+        if name not in DIRECT_WRITERS:
+            offenders += [f"{name}:{line}" for line in _direct_writes(path)]
+    assert not offenders, (
+        "write through App (out/info/step/warn/err/write) so the text is made printable: "
+        + ", ".join(offenders)
+    )
+    stale = [name for name in DIRECT_WRITERS if not _direct_writes(src / name)]
+    assert not stale, f"no longer writes directly, drop from DIRECT_WRITERS: {stale}"
