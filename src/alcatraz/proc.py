@@ -102,9 +102,8 @@ class SubprocessRunner:
         try:
             completed = subprocess.run(
                 args,
-                input=input,
+                input=None if input is None else input.encode(),
                 capture_output=True,
-                text=True,
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 timeout=timeout,
@@ -121,9 +120,13 @@ class SubprocessRunner:
                 f"{args[0]} did not finish within {timeout:.0f} s\n  command: {shlex.join(args)}",
                 hint="check that the program is healthy (e.g. the engine daemon is running)",
             ) from None
-        result = Result(args, completed.returncode, completed.stdout, completed.stderr)
-        if debug_enabled() and completed.stderr.strip():
-            shown = printable_lines(completed.stderr.strip()).replace("\n", "\n  ")
+        # Bytes, decoded here: text mode would turn a CR into a line break (a forged line in
+        # an engine error) and fail on a name that is not UTF-8.
+        stdout = completed.stdout.decode("utf-8", "replace")
+        stderr = completed.stderr.decode("utf-8", "replace")
+        result = Result(args, completed.returncode, stdout, stderr)
+        if debug_enabled() and stderr.strip():
+            shown = printable_lines(stderr.strip()).replace("\n", "\n  ")
             sys.stderr.write("  stderr: " + shown + "\n")
         if check and not result.ok:
             raise CommandFailed(result)

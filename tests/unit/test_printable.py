@@ -11,6 +11,7 @@ import pytest
 import alcatraz
 from alcatraz.errors import quote
 from alcatraz.printable import printable, printable_lines
+from alcatraz.proc import SubprocessRunner
 
 #: What an agent can put in a file name, a config value or an engine's error text.
 HOSTILE = {
@@ -120,3 +121,19 @@ def test_every_renderer_writes_through_the_printable_boundary() -> None:
     )
     stale = [name for name in DIRECT_WRITERS if not _direct_writes(src / name)]
     assert not stale, f"no longer writes directly, drop from DIRECT_WRITERS: {stale}"
+
+
+def test_captured_output_keeps_carriage_returns_and_survives_bad_bytes() -> None:
+    """Text mode would turn a CR into a forged line break, and crash on non-UTF-8."""
+    done = SubprocessRunner().run(["sh", "-c", r"printf 'a\rb\377'; printf 'e\rr\377' >&2"])
+    assert (done.stdout, done.stderr) == ("a\rb\ufffd", "e\rr\ufffd")
+
+
+def test_streamed_output_reaches_the_terminal_made_printable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script = r"printf 'out\033]0;t\007\342\200\256\n'; printf 'err\r\377\n' >&2; exit 3"
+    assert SubprocessRunner().stream(["sh", "-c", script]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == "out\\x1b]0;t\\x07\\u202e\n"
+    assert captured.err == "err\\r\\xff\n"
