@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import alcatraz
-from alcatraz.errors import quote
+from alcatraz.config.load import load_config
+from alcatraz.errors import ConfigError, quote
 from alcatraz.printable import printable, printable_lines
 from alcatraz.proc import SubprocessRunner
 
@@ -137,3 +138,18 @@ def test_streamed_output_reaches_the_terminal_made_printable(
     captured = capsys.readouterr()
     assert captured.out == "out\\x1b]0;t\\x07\\u202e\n"
     assert captured.err == "err\\r\\xff\n"
+
+
+@pytest.mark.parametrize(
+    "name", [b".alca.x\x1b[8m.toml", b".alca.\xff.toml", b".alca.\xe2\x80\xae.toml"]
+)
+def test_a_config_file_with_a_hostile_name_is_refused_by_name(tmp_path: Path, name: bytes) -> None:
+    """Matched by `includes`, it could not be mounted read-only nor shown plainly."""
+    (tmp_path / ".alca.toml").write_text('image = "x"\nincludes = ["./.alca.*.toml"]\n')
+    with open(os.path.join(os.fsencode(tmp_path), name), "w") as handle:
+        handle.write('image = "y"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, environ={}, cwd=tmp_path)
+    shown = caught.value.render()
+    assert "plain name" in shown and printable(os.fsdecode(name)) in shown
+    assert shown.replace("\n", "").isprintable()

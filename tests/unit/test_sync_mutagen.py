@@ -7,6 +7,7 @@ Session JSON below was recorded from real `mutagen sync list --template '{{json 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -30,6 +31,7 @@ from alcatraz.sync.conflicts import Conflict, UnsafePathError
 from alcatraz.sync.mutagen import (
     MAX_DATA_DIR_BYTES,
     Mutagen,
+    Problem,
     SyncError,
     check_ignore,
     create_args,
@@ -900,6 +902,19 @@ def test_parse_other_states() -> None:
     [noparent] = parse_sessions(RECORDED_NOPARENT)
     assert [p.endpoint for p in noparent.root_problems] == ["beta"]
     assert noparent.root_problems[0].kind == "transition"
+
+
+def test_skipped_paths_are_named_made_printable() -> None:
+    [session] = parse_sessions(RECORDED_PAUSED)
+    skipped = (
+        Problem("beta", "scan", "bad\x1b]0;t\x07name", "invalid name"),
+        Problem("alpha", "scan", "other", "permission denied"),
+    )
+    watching = dataclasses.replace(session, paused=False, status="watching", problems=skipped)
+    text = explain(watching)
+    assert text == (
+        "watching; not synced: bad\\x1b]0;t\\x07name in the container (invalid name) and 1 more"
+    )
 
 
 def test_parse_sessions_edge_cases() -> None:

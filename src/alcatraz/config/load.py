@@ -418,6 +418,18 @@ class _Resolver:
                         key=where,
                         hint="narrow the glob pattern",
                     )
+                for name in (os.path.relpath(match, base_dir) for match in matches):
+                    if not name.isprintable():
+                        raise ConfigError(
+                            f"{quote(ref)} matches a file whose name holds control, format or "
+                            f"non-UTF-8 characters ({quote(name)}); a configuration file "
+                            "must have a plain name (it is shown for approval and mounted "
+                            "read-only)",
+                            file=display,
+                            key=where,
+                            hint="rename or remove that file (something in the sandbox may "
+                            "have written it)",
+                        )
                 paths.extend((Path(os.path.normpath(m)), where) for m in matches)
             else:
                 literal = Path(os.path.normpath(literal_path))

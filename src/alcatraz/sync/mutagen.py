@@ -59,6 +59,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final
 
 from alcatraz.errors import AlcaError, UnavailableError, quote
+from alcatraz.printable import printable
 from alcatraz.proc import CommandFailed, Result
 from alcatraz.sync.conflicts import Conflict, parse_conflicts
 
@@ -803,7 +804,18 @@ def explain(session: Session) -> str:
         return _HALTED[session.status]
     if session.last_error:
         return f"{session.status or 'not syncing'} ({session.last_error})"
-    return session.status or "unknown state"
+    return (session.status or "unknown state") + _unsynced(session)
+
+
+def _unsynced(session: Session) -> str:
+    """The paths Mutagen skipped (a name it cannot carry, a file it cannot read), or ""."""
+    skipped = [p for p in session.problems if p.path]
+    if not skipped:
+        return ""
+    first = skipped[0]
+    side = "host" if first.endpoint == "alpha" else "container"
+    more = f" and {len(skipped) - 1} more" if len(skipped) > 1 else ""
+    return f"; not synced: {printable(first.path)} in the {side} ({first.error}){more}"
 
 
 def _check_root(session: Session) -> None:
