@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from alcatraz.config import presets
-from alcatraz.config.preset_sources import escaped_for_terminal, source_notes
 from alcatraz.errors import ExitCode, RefusedError
+from alcatraz.init import presets
+from alcatraz.init.sources import escaped_for_terminal, source_notes
 from tests.conftest import FakeTTY, tree_snapshot
 from tests.unit.test_init import err, out, run_init
 from tests.unit.test_presets import NODE, Repo, make_app, make_repo

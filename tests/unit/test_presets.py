@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from alcatraz.app import App
-from alcatraz.config import presets
 from alcatraz.errors import AlcaError, ExitCode, UnavailableError, UsageError
+from alcatraz.init import presets
 from tests.conftest import FakeTTY, tree_snapshot
 from tests.unit.test_init import err, out, run_init
 

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
-from alcatraz.config import private, templates
-from alcatraz.config.preset_sources import escaped_for_terminal
+from alcatraz.config import private
 from alcatraz.errors import AlcaError, ExitCode, UsageError, quote
+from alcatraz.init import templates
+from alcatraz.init.sources import escaped_for_terminal
 
 _PACKAGE: Final = "alcatraz"
 _DIRECTORY: Final = "presets"

@@ -23,7 +23,7 @@ from alcatraz.errors import RefusedError
 
 if TYPE_CHECKING:
     from alcatraz.app import App
-    from alcatraz.config.presets import PresetSource
+    from alcatraz.init.presets import PresetSource
 
 #: The transports a preset source may use; anything else never reaches git.
 ALLOWED_PROTOCOLS: Final = "https:http:ssh:git:file"

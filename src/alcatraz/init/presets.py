@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import SplitResult, urlsplit
 
-from alcatraz.config.preset_sources import (
+from alcatraz.errors import AlcaError, ExitCode, UnavailableError, UsageError, quote
+from alcatraz.init.sources import (
     ALLOWED_PROTOCOLS,
     confirm_sources,
     escaped_for_terminal,
 )
-from alcatraz.errors import AlcaError, ExitCode, UnavailableError, UsageError, quote
 
 if TYPE_CHECKING:
     from alcatraz.app import App
@@ -683,7 +683,7 @@ def _managed_files(app: App) -> list[_Managed]:
 def update(app: App, *, assume_yes: bool = False) -> int:
     """`alca init --update`: bring every downloaded preset to its repository's newest commit.
 
-    Only sources the user confirms are contacted (`preset_sources.confirm_sources`).
+    Only sources the user confirms are contacted (`sources.confirm_sources`).
     """
     managed = _managed_files(app)
     if not managed:
