@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from alcatraz.errors import ExitCode, RefusedError
-from alcatraz.init import presets
+from alcatraz.errors import AlcaError, ExitCode, RefusedError
+from alcatraz.init import preset_url
 from alcatraz.init.sources import escaped_for_terminal, source_notes
 from tests.conftest import FakeTTY, tree_snapshot
 from tests.unit.test_init import err, out, run_init
@@ -178,7 +178,7 @@ def test_git_never_uses_a_transport_outside_the_allowed_ones(tmp_path: Path) -> 
     app = make_app(tmp_path)
     app.environ["GIT_CONFIG_GLOBAL"] = str(config)  # type: ignore[index]
     (app.cwd / PRESET).write_text(marker("https://example.invalid/r.git") + NODE)
-    with pytest.raises(presets.AlcaError):
+    with pytest.raises(AlcaError):
         run_init(app, "--update", "--yes")
     assert list(tmp_path.glob("pwned*")) == []  # the rewrite appends "r.git" to the command
     assert "failed to fetch https://example.invalid/r.git" in err(app)
@@ -197,12 +197,12 @@ def test_git_never_uses_a_transport_outside_the_allowed_ones(tmp_path: Path) -> 
     ],
 )
 def test_a_source_on_the_local_network_is_pointed_out(url: str, note: str) -> None:
-    notes = source_notes(presets.parse_source("git+" + url))
+    notes = source_notes(preset_url.parse_source("git+" + url))
     assert any(note in n for n in notes)
 
 
 def test_a_public_https_source_has_no_note() -> None:
-    assert source_notes(presets.parse_source("git+https://github.com/o/r.git")) == []
+    assert source_notes(preset_url.parse_source("git+https://github.com/o/r.git")) == []
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def _write_config(app: App, config_path: Path, template: templates.Template) -> 
     """Create the file atomically (never over an existing one), then update .gitignore."""
     directory = config_path.parent
     text = templates.render(template, schema_line=_schema_line(app))
-    from alcatraz.init.presets import write_text_atomic
+    from alcatraz.init.files import write_text_atomic
 
     try:
         write_text_atomic(config_path, text, exclusive=True)
@@ -175,7 +175,8 @@ def _already_exists(path: Path) -> AlcaError:
 
 def _schema_line(app: App) -> str:
     """The `#:schema` comment; the schema copy is refreshed so editors match this version."""
-    from alcatraz.config.schema import install_user_schema, schema_comment
+    from alcatraz.config.schema import schema_comment
+    from alcatraz.init.files import install_user_schema
 
     try:
         install_user_schema(app.home)
@@ -240,7 +241,7 @@ def update_gitignore(path: Path) -> bool:
         text = original + block + newline
     else:
         text = original + newline + block
-    from alcatraz.init.presets import write_text_atomic
+    from alcatraz.init.files import write_text_atomic
 
     write_text_atomic(path, text)
     return True

@@ -10,7 +10,7 @@ is shown, escaped so that no character can disguise it, with what it would read,
 - without a terminal, the update is refused unless `--yes` says the sources are trusted.
 
 Only the transports the URL check admits reach git (`GIT_ALLOW_PROTOCOL`, set by
-`presets.Git`), so `ext::` and remote helpers stay out even through `insteadOf` rewrites.
+`preset_cache.Git`), so `ext::` and remote helpers stay out even through `insteadOf` rewrites.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from alcatraz.errors import RefusedError
 
 if TYPE_CHECKING:
     from alcatraz.app import App
-    from alcatraz.init.presets import PresetSource
+    from alcatraz.init.preset_url import PresetSource
 
 #: The transports a preset source may use; anything else never reaches git.
 ALLOWED_PROTOCOLS: Final = "https:http:ssh:git:file"
