@@ -15,7 +15,8 @@ import pytest
 
 from alcatraz.errors import AlcaError, ExitCode, RefusedError
 from alcatraz.init import preset_url
-from alcatraz.init.sources import escaped_for_terminal, source_notes
+from alcatraz.init.escape import escaped_for_terminal
+from alcatraz.init.sources import source_notes
 from tests.conftest import FakeTTY, tree_snapshot
 from tests.unit.test_init import err, out, run_init
 from tests.unit.test_presets import NODE, Repo, make_app, make_repo

@@ -31,7 +31,7 @@ from typing import Any, Final
 from alcatraz.config import private
 from alcatraz.errors import AlcaError, ExitCode, UsageError, quote
 from alcatraz.init import templates
-from alcatraz.init.sources import escaped_for_terminal
+from alcatraz.init.escape import escaped_for_terminal
 
 _PACKAGE: Final = "alcatraz"
 _DIRECTORY: Final = "presets"

@@ -13,7 +13,7 @@ from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
 from alcatraz.errors import UsageError, quote
-from alcatraz.init.sources import escaped_for_terminal
+from alcatraz.init.escape import escaped_for_terminal
 
 SOURCE_PREFIX: Final = "# Alcatraz Preset Source: "
 SOURCE_SYNTAX: Final = "git+<clone-url>[#[commit]:[dir]]"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alcatraz.errors import AlcaError, ExitCode, UsageError, quote
+from alcatraz.init.escape import escaped_for_terminal
 from alcatraz.init.files import toml_problem, write_text_atomic
 from alcatraz.init.preset_cache import (
     MAX_PRESET_BYTES,
@@ -39,7 +40,7 @@ from alcatraz.init.preset_url import (
     parse_source_comment,
     strip_source_comments,
 )
-from alcatraz.init.sources import confirm_sources, escaped_for_terminal
+from alcatraz.init.sources import confirm_sources
 
 if TYPE_CHECKING:
     from alcatraz.app import App

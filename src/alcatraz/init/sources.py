@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from alcatraz.errors import RefusedError
+from alcatraz.init.escape import escaped_for_terminal
 
 if TYPE_CHECKING:
     from alcatraz.app import App
@@ -27,29 +28,6 @@ if TYPE_CHECKING:
 
 #: The transports a preset source may use; anything else never reaches git.
 ALLOWED_PROTOCOLS: Final = "https:http:ssh:git:file"
-
-
-def escaped_for_terminal(text: str) -> str:
-    """`text` with everything but printable ASCII escaped (`\\xNN`, `\\uNNNN`).
-
-    Escaping all non-ASCII, not only control characters, also shows a look-alike host
-    (a Cyrillic `і` in `gіthub.com`) for what it is, and a bidi override cannot reorder
-    what the user reads.
-    """
-    out: list[str] = []
-    for char in text:
-        code = ord(char)
-        if char == "\\":
-            out.append("\\\\")
-        elif 0x20 <= code < 0x7F:
-            out.append(char)
-        elif code <= 0xFF:
-            out.append(f"\\x{code:02x}")
-        elif code <= 0xFFFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    return "".join(out)
 
 
 def source_notes(source: PresetSource) -> list[str]:
