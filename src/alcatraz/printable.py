@@ -80,3 +80,8 @@ def printable_lines(text: str | bytes) -> str:
         else:
             out.append(_escape(char))
     return "".join(out)
+
+
+def printable_ascii(text: str | bytes) -> str:
+    """`printable` with every non-ASCII character escaped too: hosts, URLs, preset sources."""
+    return printable(text, ascii_only=True)

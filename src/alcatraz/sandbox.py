@@ -171,7 +171,7 @@ def ensure_sources(config: Config, app_home: Path) -> None:
     private_root = private.private_root(app_home, config.project_root)
     for i, mount in enumerate(config.mounts):
         if Path(mount.source).parent == private_root:
-            private.ensure_private(Path(mount.source))
+            sources.ensure_private(Path(mount.source))
             continue
         relative = sources.workspace_relative(config, mount.source)
         if relative is not None:

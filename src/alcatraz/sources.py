@@ -5,11 +5,13 @@ or sync root into a symlink to a host path, and the engine resolves bind sources
 each time it starts the container. So every such source is walked from the project root
 one component at a time (`openat` with `O_NOFOLLOW`), refusing a link anywhere on the way,
 and its identity (device, inode) is pinned when the container is created and compared
-before every start (decision 0010). Stdlib only.
+before every start (decision 0010). The sandbox-private directories of `${alca:PRIVATE}/NAME`
+sources, outside the project, are made here too. Stdlib only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from alcatraz.errors import RefusedError
+from alcatraz.errors import RefusedError, quote
 from alcatraz.printable import printable
 
 if TYPE_CHECKING:
@@ -154,3 +156,21 @@ def replaced(recorded: object, current: dict[str, list[int]]) -> list[str]:
 def ensure(config: Config, relative: str) -> None:
     """Create the missing directories of `relative` beneath the root, following no link."""
     os.close(open_beneath(config.project_root, relative, create=True))
+
+
+def ensure_private(source: Path) -> None:
+    """Create a private directory (0700); refuse one that is not a plain directory.
+
+    Its parents are alcatraz's own state, which no sandbox can see, so only the last step
+    is checked; it must not be a symlink (nothing in a sandbox can plant one there, but a
+    symlink would send the engine elsewhere on every start).
+    """
+    source.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(source, 0o700)
+    info = os.lstat(source)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise RefusedError(
+            f"the sandbox-private directory {quote(str(source))} is not a directory you own",
+            hint="remove it; `alca up` creates it again",
+        )

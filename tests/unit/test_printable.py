@@ -87,7 +87,6 @@ DIRECT_WRITERS = {
     "proc.py": "debug lines and streamed child output, made printable",
     "network/dnsproxy.py": "a daemon's startup line to its parent's pipe, no terminal",
     "config/reference.py": "the docs generator's own messages (a development script)",
-    "config/presets.py": "two constant lines (moved with the init package)",
 }
 
 
