@@ -239,7 +239,7 @@ def test_protected_config_parent_swapped_then_engine_restart(projects: Projects)
     directory whose `base.toml` links to a host file. Bind only: with sync the config files
     are ignored by Mutagen and bound read-only, so the agent cannot replace them on the host."""
     loot = _host_secret(projects)
-    (loot / "base.toml").write_text("# HOST CONFIG CANARY\n")
+    (loot / "base.toml").write_text('# HOST CONFIG CANARY\n[envs]\nHOSTTOKEN = "s3cr3t"\n')
     before = _tree(loot)
     top = 'extends = ["conf/base.toml"]\n'
     project = projects.new(config=config_text(projects.engine, top=top))
@@ -256,6 +256,11 @@ def test_protected_config_parent_swapped_then_engine_restart(projects: Projects)
     _stays_stopped_and_refused(
         project, "conf/base.toml", "HOST CONFIG CANARY", "/workspace/conf/base.toml"
     )
+    # The refusal's own fix, a rebuild, never reads the host file as configuration either.
+    rebuilt = project.alca("up", "-f", "--yes")
+    assert rebuilt.returncode == REFUSED, str(rebuilt)
+    assert "workspace path ./conf/base.toml is a symbolic link" in rebuilt.stderr
+    assert "HOSTTOKEN" not in rebuilt.output and not project.container_running()
     assert _tree(loot) == before
 
 
