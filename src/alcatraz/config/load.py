@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
-from alcatraz import sources
+from alcatraz import beneath
 from alcatraz.config import model, private
 from alcatraz.config.expand import expand_strict
 from alcatraz.config.globsyntax import glob_syntax_error
@@ -468,7 +468,7 @@ class _Resolver:
         target = Path(os.path.normpath(path))
         for base in (self.root, self.root.resolve()):
             if target.is_relative_to(base):
-                os.close(sources.open_beneath(self.root, target.relative_to(base).as_posix()))
+                os.close(beneath.open_beneath(self.root, target.relative_to(base).as_posix()))
                 return
 
     def resolve(self, path: Path) -> Layer:
