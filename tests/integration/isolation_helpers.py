@@ -876,7 +876,8 @@ def ensure_dockerd() -> None:
     if docker_answers():
         return
     if not dockerd_pids():
-        start_dockerd()
+        # ours like the one it replaces: the next restart test may stop it again
+        DOCKERD_PIDFILE.write_text(f"{start_dockerd().pid}\n")
     assert wait_for(docker_answers, 60, step=0.5), "docker info still fails after 60 s"
 
 
