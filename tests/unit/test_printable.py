@@ -46,6 +46,10 @@ HOSTILE = {
     "non-UTF-8 byte (fsdecode)": (os.fsdecode(b"bad\xff\xfe"), "bad\\xff\\xfe"),
     "private use": ("\ue000", "\\ue000"),
     "astral format char": ("\U000e0001", "\\U000e0001"),
+    "Hangul filler (a blank letter)": (".env\u3164", ".env\\u3164"),
+    "halfwidth Hangul filler": ("a\uffa0", "a\\uffa0"),
+    "combining grapheme joiner": ("a\u034fb", "a\\u034fb"),
+    "Khmer inherent vowel": ("a\u17b4", "a\\u17b4"),
 }
 
 
