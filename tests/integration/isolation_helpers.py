@@ -840,12 +840,20 @@ def skip_unless_table_is_ours(mine: Iterable[str], what: str, wait: float = 0) -
 
 
 def dockerd_pids() -> list[int]:
+    """Running dockerd processes. One this test process started (a restart test) is its
+    child: once it exits it is reaped here, else it would linger as a zombie."""
     pids: list[int] = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "dockerd":
-                    pids.append(int(entry.name))
+                if (entry / "comm").read_text().strip() != "dockerd":
+                    continue
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state == "Z":
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(int(entry.name), os.WNOHANG)
+                    continue
+                pids.append(int(entry.name))
     return sorted(pids)
 
 
