@@ -144,8 +144,10 @@ def find_container(runtime: Runtime, project: Project) -> ContainerInfo | None:
         return None
     owner = info.labels.get(LABEL_PROJECT_PATH)
     if info.labels.get(LABEL_PROJECT_ID) != project.project_id or owner != str(project.root):
+        # The label is anyone's on a shared engine: escaped, so a newline forges no line.
+        shown = printable(owner) if owner else "another project"
         raise RefusedError(
-            f"container {name} belongs to {owner or 'another project'}, not {project.root}",
+            f"container {printable(name)} belongs to {shown}, not {printable(str(project.root))}",
             hint="this project was moved or copied; run 'alca cleanup' to remove orphans, "
             "then 'alca up' here",
         )

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 import alcatraz
-from alcatraz import filesync, state
+from alcatraz import cli, filesync, sandbox, state
 from alcatraz.app import App
+from alcatraz.cli import parser
 from alcatraz.commands import cleanup, list_
 from alcatraz.config.load import load_config
-from alcatraz.errors import ConfigError, quote
+from alcatraz.errors import AlcaError, ConfigError, ExitCode, RefusedError, quote
 from alcatraz.printable import printable, printable_lines
 from alcatraz.proc import SubprocessRunner
 from alcatraz.runtime import detect
@@ -237,3 +238,40 @@ def test_cleanup_shows_a_hostile_label_escaped_and_survives_a_hostile_id(
     assert engine.removed == ["alca-hostile"]
     assert f"      Path: {printable(FORGED_PATH)}\n" in shown
     assert "\n  [2]" not in shown and "\x1b" not in shown
+
+
+class _Inspecting:
+    """A runtime whose container of our name was made by someone else."""
+
+    def __init__(self, info: ContainerInfo) -> None:
+        self.info = info
+
+    def inspect(self, name: str) -> ContainerInfo:
+        return self.info
+
+
+def test_a_container_of_our_name_but_another_owner_is_refused_on_one_line(tmp_path: Path) -> None:
+    info = _hostile_container(tmp_path, "our-id")
+    project = sandbox.Project(tmp_path, tmp_path, {"container_name": "alca-x", "project_id": "i"})
+    with pytest.raises(RefusedError) as caught:
+        sandbox.find_container(_Inspecting(info), project)  # type: ignore[arg-type]
+    message = caught.value.message
+    assert printable(FORGED_PATH) in message
+    assert message.isprintable(), message  # no newline to forge a line, no ESC
+
+
+@pytest.mark.parametrize("raised", [AlcaError, ValueError])
+def test_the_debug_traceback_is_printable_too(
+    raised: type[Exception], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ALCA_DEBUG and the bug report print a traceback, whose last line is the message."""
+
+    def dispatch(args: list[str]) -> int:
+        raise raised(f"named {FORGED_PATH}")
+
+    monkeypatch.setenv("ALCA_DEBUG", "1")
+    monkeypatch.setattr(parser, "dispatch", dispatch)
+    assert cli.main(["status"]) in (ExitCode.FAILURE, ExitCode.INTERNAL)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and printable_lines(FORGED_PATH) in err
+    assert "\x1b" not in err and "\x07" not in err
