@@ -29,6 +29,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from alcatraz import state
 from alcatraz.app import App
 from alcatraz.network.plan import project_key
@@ -47,6 +49,12 @@ from tests.integration.lifecycle.helpers import (
 )
 
 ENGINES = ("docker", "podman")
+#: Both engines, each with a bind-mounted and a synced (`workdir_exclude`) workspace.
+WORKSPACE_MODES = [
+    pytest.param((engine, mode), marks=getattr(pytest.mark, engine), id=f"{engine}-{mode}")
+    for engine in ENGINES
+    for mode in ("bind", "sync")
+]
 COMMAND_TIMEOUT = 120.0
 
 # What a user's own Mutagen setup could do if it reached alcatraz's sessions: hide every

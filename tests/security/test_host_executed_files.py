@@ -31,16 +31,16 @@ import pytest
 
 from tests.integration.conftest import engine_problem
 from tests.integration.lifecycle.helpers import engine_cli
-from tests.integration.sync_helpers import SyncProject, SyncWorkspace, config, write
+from tests.integration.sync_helpers import (
+    WORKSPACE_MODES,
+    SyncProject,
+    SyncWorkspace,
+    config,
+    write,
+)
 
 pytestmark = pytest.mark.integration
 
-MODES = [
-    pytest.param(("docker", "bind"), marks=pytest.mark.docker, id="docker-bind"),
-    pytest.param(("docker", "sync"), marks=pytest.mark.docker, id="docker-sync"),
-    pytest.param(("podman", "bind"), marks=pytest.mark.podman, id="podman-bind"),
-    pytest.param(("podman", "sync"), marks=pytest.mark.podman, id="podman-sync"),
-]
 EXCLUDE = '["**/.env"]'
 HOST_HOOK = "#!/bin/sh\necho host hook"
 EVIL = "evil"
@@ -169,7 +169,7 @@ def _project(workspace: SyncWorkspace, name: str, mode: str, top: str) -> SyncPr
     return workspace.project(name, top + text, {".env": "SECRET=1", "src/a.txt": "a"})
 
 
-@pytest.fixture(scope="module", params=MODES)
+@pytest.fixture(scope="module", params=WORKSPACE_MODES)
 def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     engine, mode = request.param
     problem = engine_problem(engine) or (None if shutil.which("git") else "no git on the host")

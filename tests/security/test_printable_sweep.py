@@ -26,16 +26,16 @@ import pytest
 from alcatraz.printable import printable
 from tests.integration.conftest import engine_problem
 from tests.integration.lifecycle.helpers import engine_cli
-from tests.integration.sync_helpers import SyncProject, SyncWorkspace, config, write
+from tests.integration.sync_helpers import (
+    WORKSPACE_MODES,
+    SyncProject,
+    SyncWorkspace,
+    config,
+    write,
+)
 
 pytestmark = pytest.mark.integration
 
-MODES = [
-    pytest.param(("docker", "bind"), marks=pytest.mark.docker, id="docker-bind"),
-    pytest.param(("docker", "sync"), marks=pytest.mark.docker, id="docker-sync"),
-    pytest.param(("podman", "bind"), marks=pytest.mark.podman, id="podman-bind"),
-    pytest.param(("podman", "sync"), marks=pytest.mark.podman, id="podman-sync"),
-]
 
 #: In the project directory's name: conceal, a terminal title (OSC ... BEL), a bidi
 #: override and a carriage return.
@@ -150,7 +150,7 @@ def make_conflict(project: SyncProject, name: str) -> None:
     project.flush()
 
 
-@pytest.fixture(params=MODES)
+@pytest.fixture(params=WORKSPACE_MODES)
 def workspace(request: pytest.FixtureRequest) -> Iterator[tuple[SyncWorkspace, str]]:
     engine, mode = request.param
     problem = engine_problem(engine)
