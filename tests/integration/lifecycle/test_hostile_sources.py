@@ -133,9 +133,9 @@ def test_ensure_sources_never_creates_through_a_link(projects: Projects) -> None
     assert not (outside / "cache").exists()
 
 
-def test_protected_config_file_swapped_for_a_link(projects: Projects) -> None:
-    loot = _host_secret(projects)
-    (loot / "base.toml").write_text("# HOST FILE\n")
+def _config_swapped_inside(projects: Projects, loot: Path) -> Project:
+    """A project extending `conf/base.toml`, started; then the agent swaps `conf/` for a
+    directory whose `base.toml` links to the host's `loot/base.toml`."""
     top = 'extends = ["conf/base.toml"]\n'
     project = projects.new(config=config_text(projects.engine, top=top))
     (project.root / "conf").mkdir()
@@ -145,6 +145,14 @@ def test_protected_config_file_swapped_for_a_link(projects: Projects) -> None:
         f"cd /workspace && mv conf conf.orig && mkdir conf && ln -s {loot}/base.toml conf/base.toml"
     )
     assert done.returncode == 0, str(done)
+    assert (project.root / "conf" / "base.toml").is_symlink()
+    return project
+
+
+def test_protected_config_file_swapped_for_a_link(projects: Projects) -> None:
+    loot = _host_secret(projects)
+    (loot / "base.toml").write_text("# HOST FILE\n")
+    project = _config_swapped_inside(projects, loot)
     engine_cli(projects.engine, "kill", project.container_name)
     refused = project.alca("up", "--yes")
     assert refused.returncode != 0, str(refused)
@@ -241,17 +249,7 @@ def test_protected_config_parent_swapped_then_engine_restart(projects: Projects)
     loot = _host_secret(projects)
     (loot / "base.toml").write_text('# HOST CONFIG CANARY\n[envs]\nHOSTTOKEN = "s3cr3t"\n')
     before = _tree(loot)
-    top = 'extends = ["conf/base.toml"]\n'
-    project = projects.new(config=config_text(projects.engine, top=top))
-    (project.root / "conf").mkdir()
-    (project.root / "conf" / "base.toml").write_text("# project base\n")
-    project.start()
-    done = project.sh(
-        f"cd /workspace && mv conf conf.orig && mkdir conf && ln -s {loot}/base.toml conf/base.toml"
-    )
-    assert done.returncode == 0, str(done)
-    assert (project.root / "conf" / "base.toml").is_symlink()
-
+    project = _config_swapped_inside(projects, loot)
     simulate_reboot(projects.engine, project.container_name, project.root)
     _stays_stopped_and_refused(
         project, "conf/base.toml", "HOST CONFIG CANARY", "/workspace/conf/base.toml"
