@@ -44,6 +44,19 @@ def _shown(char: str, *, ascii_only: bool) -> bool:
     return char.isprintable() and char not in _ALWAYS_ESCAPED
 
 
+def _escaped(text: str, *, keep: str, backslash: str, ascii_only: bool) -> str:
+    """`text` with every character that is not shown (nor in `keep`) escaped."""
+    out: list[str] = []
+    for char in text:
+        if char == "\\":
+            out.append(backslash)
+        elif char in keep or _shown(char, ascii_only=ascii_only):
+            out.append(char)
+        else:
+            out.append(_escape(char))
+    return "".join(out)
+
+
 def printable(text: str | bytes, *, ascii_only: bool = False) -> str:
     """`text` on one line: every control, format or undecodable character escaped.
 
@@ -55,15 +68,7 @@ def printable(text: str | bytes, *, ascii_only: bool = False) -> str:
         text = text.decode("utf-8", "surrogateescape")
     if text.isascii() and text.isprintable() and "\\" not in text:
         return text  # the common case, without a loop
-    out: list[str] = []
-    for char in text:
-        if char == "\\":
-            out.append("\\\\")
-        elif _shown(char, ascii_only=ascii_only):
-            out.append(char)
-        else:
-            out.append(_escape(char))
-    return "".join(out)
+    return _escaped(text, keep="", backslash="\\\\", ascii_only=ascii_only)
 
 
 def printable_lines(text: str | bytes) -> str:
@@ -77,13 +82,7 @@ def printable_lines(text: str | bytes) -> str:
         text = text.decode("utf-8", "surrogateescape")
     if text.isascii() and text.replace("\n", "").replace("\t", "").isprintable():
         return text
-    out: list[str] = []
-    for char in text:
-        if char in "\n\t" or _shown(char, ascii_only=False):
-            out.append(char)
-        else:
-            out.append(_escape(char))
-    return "".join(out)
+    return _escaped(text, keep="\n\t", backslash="\\", ascii_only=False)
 
 
 def printable_ascii(text: str | bytes) -> str:
