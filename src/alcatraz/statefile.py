@@ -13,10 +13,9 @@ always rewrites a record whole.
 
 Standard library only, and cheap: `alca run` reads the file on every call, and its import
 guard (tests/unit/test_startup.py) forbids `dataclasses` (it imports `inspect`), so the
-types are `NamedTuple`s: immutable, typed, compared by value.
+types are `NamedTuple`s: immutable, typed, compared by value. No `from __future__ import
+annotations` here: `NamedTuple` would compile each field's annotation string (~0.5 ms).
 """
-
-from __future__ import annotations
 
 from typing import Any, Final, NamedTuple
 
@@ -128,7 +127,7 @@ class _Reader:
             raise self.fail(key, "an object of strings")
         return dict(value)
 
-    def child(self, key: str) -> _Reader | None:
+    def child(self, key: str) -> "_Reader | None":
         value = self.data.get(key)
         if value is None:
             return None
@@ -148,7 +147,7 @@ class ResolverEntry(NamedTuple):
     resolv_conf: str = ""
 
     @classmethod
-    def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> ResolverEntry:
+    def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> "ResolverEntry":
         read = _Reader(data, file, prefix)
         for key in ("listen", "pidfile", "log"):
             if not isinstance(read.data.get(key), str):
@@ -183,7 +182,9 @@ class IsolationRecord(NamedTuple):
     inside: tuple[int, int | None] | None = None
 
     @classmethod
-    def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> IsolationRecord:
+    def from_json(
+        cls, data: object, file: str = "state.json", prefix: str = ""
+    ) -> "IsolationRecord":
         read = _Reader(data, file, prefix)
         resolver = read.child("resolver")
         return cls(
@@ -253,7 +254,7 @@ class RunSpec(NamedTuple):
     isolation: IsolationRecord | None = None
 
     @classmethod
-    def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> RunSpec:
+    def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> "RunSpec":
         read = _Reader(data, file, prefix)
         for key in ("executable", "container", "workdir", "project_root"):
             if not isinstance(read.data.get(key), str):
@@ -345,7 +346,7 @@ class ProjectState(NamedTuple):
     extra: dict[str, Any] = {}  # noqa: RUF012 - unknown keys, written back as they were
 
     @classmethod
-    def from_json(cls, data: object, file: str = "state.json") -> ProjectState:
+    def from_json(cls, data: object, file: str = "state.json") -> "ProjectState":
         read = _Reader(data, file)
         version = read.number("version", 1)  # files always carried it; 1 if not
         if version > STATE_VERSION or version < 1:
