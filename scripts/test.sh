@@ -31,10 +31,11 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 export PATH="$PWD/.venv/bin:$PATH"
 
-step "Lint (ruff) and types (mypy)"
+step "Lint (ruff), types (mypy), import contracts (lint-imports)"
 ruff check src tests bench
 ruff format --check src tests bench
 mypy
+lint-imports
 
 step "Unit tests"
 python -m pytest tests/unit tests/security -q -n auto -p no:cacheprovider -m "not integration"

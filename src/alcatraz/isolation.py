@@ -318,9 +318,13 @@ def guard_inside(app: App, runtime: Runtime, guard: Isolation, container: str, p
 
 
 def run_record(guard: Isolation, inside_pid: int) -> IsolationRecord:
-    """The isolation record for `alca run`, with the init the second layer is bound to."""
+    """The isolation record for `alca run`, with the init the second layer is bound to.
+
+    Bound with every policy, allow-all too: a container started without alcatraz had its
+    workspace sources resolved by the engine unchecked, so `alca run` refuses it either way.
+    """
     record = guard.record()
-    if inside_pid > 0 and guard.enforced:
+    if inside_pid > 0:
         record = record._replace(inside=(inside_pid, state.process_start(inside_pid)))
     return record
 

@@ -10,11 +10,15 @@ is shown as a visible escape instead (`\\x1b`, `\\u202e`); ordinary non-ASCII te
 
 from __future__ import annotations
 
-#: Shown escaped although `str.isprintable` accepts them: nothing here is, today, but a
-#: later Unicode version must not quietly let a bidi or layout control through.
+#: Shown escaped although `str.isprintable` may accept them. The bidi and layout controls
+#: are format characters today, but a later Unicode version must not quietly let one
+#: through. The rest are letters and marks `isprintable` accepts that draw nothing: Hangul
+#: fillers, the combining grapheme joiner, Khmer inherent vowels and Mongolian variation
+#: selectors would let `.env<filler>` pass for `.env`, or a name look empty.
 _ALWAYS_ESCAPED = frozenset(
     "\u061c\u200b\u200c\u200d\u200e\u200f\u2028\u2029"
     "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0"
 )
 
 
@@ -80,3 +84,8 @@ def printable_lines(text: str | bytes) -> str:
         else:
             out.append(_escape(char))
     return "".join(out)
+
+
+def printable_ascii(text: str | bytes) -> str:
+    """`printable` with every non-ASCII character escaped too: hosts, URLs, preset sources."""
+    return printable(text, ascii_only=True)

@@ -37,24 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Final, Literal
 
+from alcatraz.config.protected import DEFAULT_PROTECTED
 from alcatraz.errors import RefusedError, quote
 
 if TYPE_CHECKING:
     from alcatraz.config.load import Config
 
-#: Protected by default (a trailing `/` marks a directory). See docs/security.md.
-DEFAULT_PROTECTED: Final = (
-    ".git/config",
-    ".git/config.worktree",
-    ".git/hooks/",
-    ".git/worktrees/",
-    ".git/modules/",
-    ".envrc",
-    ".vscode/",
-    ".idea/",
-    ".devcontainer/",
-    ".alca/",
-)
 MAX_GIT_CONFIG_BYTES: Final = 1 << 20
 
 Kind = Literal["readonly", "pin", "placeholder-file", "placeholder-dir"]

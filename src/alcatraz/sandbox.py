@@ -149,8 +149,10 @@ def find_container(runtime: Runtime, project: Project) -> ContainerInfo | None:
         return None
     owner = info.labels.get(LABEL_PROJECT_PATH)
     if info.labels.get(LABEL_PROJECT_ID) != project.project_id or owner != str(project.root):
+        # The label is anyone's on a shared engine: escaped, so a newline forges no line.
+        shown = printable(owner) if owner else "another project"
         raise RefusedError(
-            f"container {name} belongs to {owner or 'another project'}, not {project.root}",
+            f"container {printable(name)} belongs to {shown}, not {printable(str(project.root))}",
             hint="this project was moved or copied; run 'alca cleanup' to remove orphans, "
             "then 'alca up' here",
         )
@@ -176,7 +178,7 @@ def ensure_sources(config: Config, app_home: Path) -> None:
     private_root = private.private_root(app_home, config.project_root)
     for i, mount in enumerate(config.mounts):
         if Path(mount.source).parent == private_root:
-            private.ensure_private(Path(mount.source))
+            sources.ensure_private(Path(mount.source))
             continue
         relative = sources.workspace_relative(config, mount.source)
         if relative is not None:

@@ -56,6 +56,8 @@ IMAGE = TEST_IMAGE
 COMMAND_TIMEOUT = 120.0
 HELPER_NAME = "alcatraz-network-helper"
 DOCKERD_LOG = Path("/var/log/alca-test-dockerd.log")
+DOCKERD_PIDFILE = Path("/run/alca-test-dockerd.pid")  # written by scripts/setup-test-env.sh
+RESTART_OPT_IN = "ALCA_TEST_RESTART_DOCKERD"
 REFUSED = 77  # alca's exit status for "refused: isolation cannot be guaranteed"
 
 #: cells whose destination is the host itself (judged by the project's input chain)
@@ -838,12 +840,20 @@ def skip_unless_table_is_ours(mine: Iterable[str], what: str, wait: float = 0) -
 
 
 def dockerd_pids() -> list[int]:
+    """Running dockerd processes. One this test process started (a restart test) is its
+    child: once it exits it is reaped here, else it would linger as a zombie."""
     pids: list[int] = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "dockerd":
-                    pids.append(int(entry.name))
+                if (entry / "comm").read_text().strip() != "dockerd":
+                    continue
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state == "Z":
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(int(entry.name), os.WNOHANG)
+                    continue
+                pids.append(int(entry.name))
     return sorted(pids)
 
 
@@ -874,5 +884,64 @@ def ensure_dockerd() -> None:
     if docker_answers():
         return
     if not dockerd_pids():
-        start_dockerd()
+        # ours like the one it replaces: the next restart test may stop it again
+        DOCKERD_PIDFILE.write_text(f"{start_dockerd().pid}\n")
     assert wait_for(docker_answers, 60, step=0.5), "docker info still fails after 60 s"
+
+
+def skip_unless_dockerd_restart_opted_in() -> None:
+    if os.environ.get(RESTART_OPT_IN) != "1":
+        pytest.skip(
+            f"stops and restarts the machine's dockerd (every container of every user on it "
+            f"stops or restarts); set {RESTART_OPT_IN}=1 to run it"
+        )
+
+
+def restart_dockerd(mine: Iterable[str]) -> None:
+    """Stop the test dockerd (it stops every container) and start it again, as a host's
+    service manager does; skips unless opted in, the daemon is the one
+    scripts/setup-test-env.sh started, and no container but `mine` is running."""
+    skip_unless_dockerd_restart_opted_in()
+    others = foreign_running_containers("docker", mine)
+    if others:
+        pytest.skip(f"other running Docker containers would be stopped: {', '.join(others)}")
+    pids = dockerd_pids()
+    assert len(pids) == 1, f"expected one dockerd, found {pids}"
+    if not (DOCKERD_PIDFILE.exists() and DOCKERD_PIDFILE.read_text().strip() == str(pids[0])):
+        pytest.skip("this dockerd was not started by scripts/setup-test-env.sh: not ours to stop")
+    try:
+        os.kill(pids[0], signal.SIGTERM)
+        assert wait_for(lambda: pids[0] not in dockerd_pids(), 60), "dockerd did not stop"
+        DOCKERD_PIDFILE.write_text(f"{start_dockerd().pid}\n")
+        assert wait_for(docker_answers, 60, step=0.5), "dockerd did not come back"
+    finally:
+        ensure_dockerd()
+
+
+#: What podman-restart.service runs at boot (Podman 4.3 ships the first; later versions
+#: the second as well): the only way Podman, which has no daemon, starts a container itself.
+PODMAN_BOOT_FILTERS = ("restart-policy=always", "restart-policy=unless-stopped")
+
+
+def simulate_reboot(engine: str, container: str, project_root: Path) -> None:
+    """The engine restarts as at boot, with the sandbox running beforehand.
+
+    Docker: dockerd is restarted (see `restart_dockerd`). Podman: the container is killed
+    (the machine goes down), then the boot service's `podman start --all --filter ...` runs,
+    narrowed by label to this project so no other session's containers start. A user's
+    own `podman start` is not simulated: it bypasses alcatraz by design (decision 0010).
+    """
+    if engine == "docker":
+        restart_dockerd([container])
+        return
+    assert sh(["podman", "kill", container]).returncode == 0
+    assert wait_for(lambda: _state(engine, container) != "running", 30), "still running"
+    ours = f"label=alca.project.path={project_root}"
+    for policy in PODMAN_BOOT_FILTERS:
+        done = sh(["podman", "start", "--all", "--filter", policy, "--filter", ours])
+        assert done.returncode == 0, done.stderr
+
+
+def _state(engine: str, container: str) -> str | None:
+    done = sh([engine, "container", "inspect", "--format", "{{.State.Status}}", container])
+    return done.stdout.strip() if done.returncode == 0 else None

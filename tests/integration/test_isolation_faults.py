@@ -6,8 +6,8 @@ never touches another test's sandbox:
 
 * FI-1: the sandbox restarts after another container took its old IP: still isolated (the
   rules follow the bridge, not an address), and the squatter is governed too;
-* FI-2: the Docker daemon restarts; the sandbox comes back by itself and is still isolated
-  without any alca command (opt-in: it stops the machine's dockerd, see below);
+* FI-2: the Docker daemon restarts; the sandbox stays stopped until `alca up`, then is isolated
+  (opt-in: it stops the machine's dockerd, see below);
 * FI-4: the project's rules deleted by hand (its bridge then fails closed on the base
   chains' backstop), then `table inet alcatraz` itself: `alca run` refuses (77) without
   starting the command, `alca status` says MISSING, the next `alca up` repairs; what the
@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,6 @@ from tests.integration.isolation_helpers import (
     dockerd_pids,
     ensure_dockerd,
     foreign_keys,
-    foreign_running_containers,
     helper_workspace,
     network_info,
     nft_table,
@@ -64,10 +62,11 @@ from tests.integration.isolation_helpers import (
     reduced_cells,
     remove_container,
     remove_rules,
+    restart_dockerd,
     run_up_killed_at,
     sh,
+    skip_unless_dockerd_restart_opted_in,
     skip_unless_table_is_ours,
-    start_dockerd,
     unexpected,
     wait_for,
 )
@@ -95,7 +94,6 @@ HELPER_ENV = {
     "ALCA_HELPER_PRIVILEGE_ARGS": "--cap-add ALL --cap-drop SYS_RESOURCE "
     "--security-opt seccomp=unconfined",
 }
-RESTART_OPT_IN = "ALCA_TEST_RESTART_DOCKERD"
 
 
 @pytest.fixture
@@ -183,33 +181,14 @@ def test_docker_daemon_restart_leaves_the_sandbox_stopped_until_up(
     """
     if engine.executable != "docker":
         pytest.skip("a daemon restart applies to Docker only (Podman has no daemon)")
-    if os.environ.get(RESTART_OPT_IN) != "1":
-        pytest.skip(
-            f"stops and restarts the machine's dockerd (every container of every user on it "
-            f"stops or restarts); set {RESTART_OPT_IN}=1 to run it"
-        )
+    skip_unless_dockerd_restart_opted_in()
     positive_control("docker", lab)
     project = ws.project("docker", "ddd")
     project.up(ALCA_TEST_HOST_LAYER_ONLY="")  # both layers, as a user gets them
     marker = project.root / "marker-created-by-the-command"
-    others = foreign_running_containers("docker", [project.container_name])
-    if others:
-        pytest.skip(f"other running Docker containers would be stopped: {', '.join(others)}")
-    pids = dockerd_pids()
-    assert len(pids) == 1, f"expected one dockerd, found {pids}"
-    pidfile = Path("/run/alca-test-dockerd.pid")
-    started_by_setup = pidfile.exists() and pidfile.read_text().strip() == str(pids[0])
-    if not started_by_setup:
-        pytest.skip("this dockerd was not started by scripts/setup-test-env.sh: not ours to stop")
-    try:
-        os.kill(pids[0], signal.SIGTERM)
-        assert wait_for(lambda: pids[0] not in dockerd_pids(), 60), "dockerd did not stop"
-        pidfile.write_text(f"{start_dockerd().pid}\n")
-        assert wait_for(docker_answers, 60, step=0.5), "dockerd did not come back"
-        came_back = wait_for(lambda: project.container_state() == "running", 10, step=0.5)
-        assert not came_back, "the engine started the sandbox by itself after its restart"
-    finally:
-        ensure_dockerd()
+    restart_dockerd([project.container_name])
+    came_back = wait_for(lambda: project.container_state() == "running", 10, step=0.5)
+    assert not came_back, "the engine started the sandbox by itself after its restart"
     run = project.alca("run", "sh", "-c", f"touch {marker.name}")
     assert run.returncode == REFUSED, str(run)
     assert "restarted without alcatraz (or is stopped)" in run.stderr, str(run)

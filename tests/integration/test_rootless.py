@@ -278,7 +278,7 @@ def lane() -> Iterator[Lane]:
         copy_alca(base / "lib")
         lane = Lane(user, runtime_dir, python, base / "lib")
         check = lane.run(
-            [python, "-c", "import alcatraz.cli, msgspec, tomlkit, rich"],
+            [python, "-c", "import alcatraz.cli, msgspec, rich"],
             env=lane.env(PYTHONPATH=str(lane.lib), PYTHONDONTWRITEBYTECODE="1"),
         )
         assert check.returncode == 0, f"the copy of alca does not import: {check.stderr}"

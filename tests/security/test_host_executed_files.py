@@ -318,10 +318,12 @@ def test_created_on_the_host_while_stopped_then_restarted(sandbox: Sandbox) -> N
     assert _changed(output) == []
     assert (project.root / ".vscode/settings.json").read_text() == '{"host": 1}\n'
     assert (project.root / ".idea/x.xml").read_text() == "<host/>\n"
-    # The first project, restarted by the engine alone, is still protected too.
+    # The first project, restarted by the engine alone: `alca run` refuses it until `up`
+    # has checked it again (decision 0010), and then it is still protected.
     engine_cli(sandbox.engine, "restart", "-t", "0", sandbox.full.container)
-    if sandbox.mode == "sync":  # reconnects the session now rather than in 15 s
-        sandbox.full.ok("up", "--yes")
+    refused = sandbox.full.alca("run", "true")
+    assert refused.returncode == 77, str(refused)
+    sandbox.full.ok("up", "--yes")
     output = sandbox.attack(sandbox.full, attack_script({".git/hooks": True, ".envrc": False}))
     assert _changed(output) == []
     root = sandbox.full.root

@@ -12,9 +12,10 @@ import pytest
 from alcatraz import cli
 from alcatraz.app import App
 from alcatraz.cli.parser import build_parser
-from alcatraz.config import agents, private
+from alcatraz.config import private
 from alcatraz.config.load import load_config
 from alcatraz.errors import AlcaError, ExitCode, UsageError
+from alcatraz.init import agents
 
 #: target -> (kind, readonly) of every enabled mount, as documented in docs/agents.md.
 #: Kinds: "private" (a sandbox-private directory), "login" (the host login file, writable),

@@ -21,7 +21,7 @@ import pytest
 from alcatraz.app import App
 from alcatraz.cli.parser import COMMANDS, build_parser
 from alcatraz.commands import completion
-from alcatraz.config import agents, templates
+from alcatraz.init import agents, templates
 
 SYNTAX_CHECK = {"bash": ["bash", "-n"], "zsh": ["zsh", "-n"], "fish": ["fish", "--no-execute"]}
 

@@ -17,10 +17,10 @@ from alcatraz import cli
 from alcatraz.app import App
 from alcatraz.cli.parser import build_parser
 from alcatraz.commands.init import update_gitignore
-from alcatraz.config import templates
 from alcatraz.config.load import load_config
 from alcatraz.config.schema import SCHEMA_FILE_NAME, schema_comment
 from alcatraz.errors import AlcaError, ExitCode, UsageError
+from alcatraz.init import templates
 from tests.conftest import FakeTTY, tree_snapshot
 
 ALL = list(templates.TEMPLATES)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from alcatraz.config import presets
-from alcatraz.config.preset_sources import escaped_for_terminal, source_notes
-from alcatraz.errors import ExitCode, RefusedError
+from alcatraz.errors import AlcaError, ExitCode, RefusedError
+from alcatraz.init import preset_url
+from alcatraz.init.sources import source_notes
+from alcatraz.printable import printable_ascii
 from tests.conftest import FakeTTY, tree_snapshot
 from tests.unit.test_init import err, out, run_init
 from tests.unit.test_presets import NODE, Repo, make_app, make_repo
@@ -178,7 +179,7 @@ def test_git_never_uses_a_transport_outside_the_allowed_ones(tmp_path: Path) -> 
     app = make_app(tmp_path)
     app.environ["GIT_CONFIG_GLOBAL"] = str(config)  # type: ignore[index]
     (app.cwd / PRESET).write_text(marker("https://example.invalid/r.git") + NODE)
-    with pytest.raises(presets.AlcaError):
+    with pytest.raises(AlcaError):
         run_init(app, "--update", "--yes")
     assert list(tmp_path.glob("pwned*")) == []  # the rewrite appends "r.git" to the command
     assert "failed to fetch https://example.invalid/r.git" in err(app)
@@ -197,19 +198,19 @@ def test_git_never_uses_a_transport_outside_the_allowed_ones(tmp_path: Path) -> 
     ],
 )
 def test_a_source_on_the_local_network_is_pointed_out(url: str, note: str) -> None:
-    notes = source_notes(presets.parse_source("git+" + url))
+    notes = source_notes(preset_url.parse_source("git+" + url))
     assert any(note in n for n in notes)
 
 
 def test_a_public_https_source_has_no_note() -> None:
-    assert source_notes(presets.parse_source("git+https://github.com/o/r.git")) == []
+    assert source_notes(preset_url.parse_source("git+https://github.com/o/r.git")) == []
 
 
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
         ("a\x1b[8mb", "a\\x1b[8mb"),
-        ("a\rb\x07", "a\\x0db\\x07"),
+        ("a\rb\x07", "a\\rb\\x07"),
         ("x\u202ey", "x\\u202ey"),
         ("g\u0456thub", "g\\u0456thub"),
         ("\x9b31m", "\\x9b31m"),
@@ -217,9 +218,9 @@ def test_a_public_https_source_has_no_note() -> None:
         ("\U0001f600", "\\U0001f600"),
     ],
 )
-def test_escaped_for_terminal(text: str, shown: str) -> None:
-    assert escaped_for_terminal(text) == shown
-    assert all(0x20 <= ord(ch) < 0x7F for ch in escaped_for_terminal(text))
+def test_sources_are_shown_in_ascii(text: str, shown: str) -> None:
+    assert printable_ascii(text) == shown
+    assert all(0x20 <= ord(ch) < 0x7F for ch in printable_ascii(text))
 
 
 def test_a_fifo_named_like_a_preset_never_blocks_update(tmp_path: Path) -> None:

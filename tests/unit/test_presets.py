@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from alcatraz.app import App
-from alcatraz.config import presets
 from alcatraz.errors import AlcaError, ExitCode, UnavailableError, UsageError
+from alcatraz.init import preset_cache, preset_url, presets
+from alcatraz.init.files import write_text_atomic
 from tests.conftest import FakeTTY, tree_snapshot
 from tests.unit.test_init import err, out, run_init
 
@@ -162,7 +163,7 @@ def test_pinned_commit(tmp_path: Path, repo: Repo) -> None:
 def test_short_commit_needs_the_full_hash_from_a_remote(tmp_path: Path, repo: Repo) -> None:
     short = repo.git("rev-parse", "HEAD")[:8]
     app = make_app(tmp_path)
-    with pytest.raises(presets.FetchError) as caught:
+    with pytest.raises(preset_cache.FetchError) as caught:
         run_init(app, f"{repo.url}#{short}")
     assert "40-digit" in (caught.value.hint or "")
     assert tree_snapshot(app.cwd) == {}
@@ -182,7 +183,7 @@ def test_pinned_commit_in_cache_needs_no_network(tmp_path: Path, repo: Repo) -> 
         (app.cwd / ".alca.node.toml").read_text().startswith(header(repo, full, ".alca.node.toml"))
     )
     # Without a pin the remote's HEAD is needed, so this fails.
-    with pytest.raises(presets.FetchError) as caught:
+    with pytest.raises(preset_cache.FetchError) as caught:
         run_init(make_app(tmp_path, name="d"), repo.url)
     assert caught.value.exit_code == ExitCode.FAILURE
     assert caught.value.message.startswith(f"failed to fetch {repo.clone_url}: ")
@@ -336,7 +337,9 @@ def test_bad_sources_are_usage_errors_before_git_runs(
 
 
 def test_parse_source_parts() -> None:
-    source = presets.parse_source("git+https://Example.COM:8443/team/presets.git#ABCDEF12:a/./b/")
+    source = preset_url.parse_source(
+        "git+https://Example.COM:8443/team/presets.git#ABCDEF12:a/./b/"
+    )
     assert source.url == "https://Example.COM:8443/team/presets.git"
     assert (source.scheme, source.host, source.path) == (
         "https",
@@ -346,30 +349,30 @@ def test_parse_source_parts() -> None:
     assert source.commit == "abcdef12"
     assert source.directory == "a/b"
     assert not source.has_credentials
-    assert presets.parse_source("git+ssh://git@host/r").has_credentials is False
-    bare = presets.parse_source("git+file:///srv/r.git#")
+    assert preset_url.parse_source("git+ssh://git@host/r").has_credentials is False
+    bare = preset_url.parse_source("git+file:///srv/r.git#")
     assert (bare.host, bare.commit, bare.directory) == ("localhost", None, "")
 
 
 def test_cache_dir_never_contains_secrets(tmp_path: Path) -> None:
-    with_password = presets.parse_source("git+https://bob:hunter2@host/a.b/c.git")
-    path = presets.cache_dir(tmp_path, with_password)
+    with_password = preset_url.parse_source("git+https://bob:hunter2@host/a.b/c.git")
+    path = preset_url.cache_dir(tmp_path, with_password)
     assert "hunter2" not in str(path)
     assert path.parts[-5:-2] == ("host", "git-https", path.parts[-3])
     assert path.parts[-3].startswith("bob-")
     assert path.parts[-2:] == ("a-b", "c-git")
-    token = presets.parse_source("git+https://ghp_token123@host/r")
-    assert "ghp_token123" not in str(presets.cache_dir(tmp_path, token))
-    ssh = presets.parse_source("git+ssh://git@host/r")
-    assert presets.cache_dir(tmp_path, ssh).parts[-2] == "git"
-    dots = presets.parse_source("git+https://host/../../etc/passwd")
-    assert tmp_path / "cache-presets" in presets.cache_dir(tmp_path, dots).parents
+    token = preset_url.parse_source("git+https://ghp_token123@host/r")
+    assert "ghp_token123" not in str(preset_url.cache_dir(tmp_path, token))
+    ssh = preset_url.parse_source("git+ssh://git@host/r")
+    assert preset_url.cache_dir(tmp_path, ssh).parts[-2] == "git"
+    dots = preset_url.parse_source("git+https://host/../../etc/passwd")
+    assert tmp_path / "cache-presets" in preset_url.cache_dir(tmp_path, dots).parents
 
 
 def test_credentials_warning_and_no_secret_in_messages(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     # Port 9 on localhost refuses at once; git must neither prompt nor block.
-    with pytest.raises(presets.FetchError) as caught:
+    with pytest.raises(preset_cache.FetchError) as caught:
         run_init(app, "git+https://bob:hunter2@127.0.0.1:9/r.git")
     lines = err(app).splitlines()
     assert lines[0].startswith("Warning: The URL contains credentials")
@@ -510,15 +513,15 @@ def test_update_skips_malformed_and_unsafe_source_comments(tmp_path: Path) -> No
 
 
 def test_source_comment_round_trip() -> None:
-    line = presets.format_source_comment("https://h/r.git", "a" * 40, "d/.alca.x.toml")
-    parsed = presets.parse_source_comment("# first comment\n" + line + "\nx = 1\n")
+    line = preset_url.format_source_comment("https://h/r.git", "a" * 40, "d/.alca.x.toml")
+    parsed = preset_url.parse_source_comment("# first comment\n" + line + "\nx = 1\n")
     assert parsed is not None
     assert (parsed.source.url, parsed.commit, parsed.path) == (
         "https://h/r.git",
         "a" * 40,
         "d/.alca.x.toml",
     )
-    assert presets.parse_source_comment("x = 1\n" + line) is None  # only leading comments
+    assert preset_url.parse_source_comment("x = 1\n" + line) is None  # only leading comments
 
 
 @pytest.mark.parametrize(
@@ -547,20 +550,20 @@ def test_strip_source_comments_keeps_everything_else() -> None:
         "# a\n# Alcatraz Preset Source: git+x#abcd:y\n# b\u2028c\n"
         "k = 1\n# Alcatraz Preset Source: z\n"
     )
-    assert presets.strip_source_comments(text) == (
+    assert preset_url.strip_source_comments(text) == (
         "# a\n# b\u2028c\nk = 1\n# Alcatraz Preset Source: z\n"
     )
 
 
 def test_write_text_atomic(tmp_path: Path) -> None:
     path = tmp_path / "f.toml"
-    presets.write_text_atomic(path, "a\n", exclusive=True)
+    write_text_atomic(path, "a\n", exclusive=True)
     assert path.read_text() == "a\n"
     with pytest.raises(FileExistsError):
-        presets.write_text_atomic(path, "b\n", exclusive=True)
+        write_text_atomic(path, "b\n", exclusive=True)
     assert path.read_text() == "a\n"
     path.chmod(0o600)
-    presets.write_text_atomic(path, "c\n")
+    write_text_atomic(path, "c\n")
     assert path.read_text() == "c\n"
     assert path.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.toml"]  # no temporary left behind

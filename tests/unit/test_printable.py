@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
+import io
 import os
 from pathlib import Path
 
 import pytest
 
 import alcatraz
+from alcatraz import cli, filesync, sandbox, state
+from alcatraz.app import App
+from alcatraz.cli import parser
+from alcatraz.commands import cleanup, list_
 from alcatraz.config.load import load_config
-from alcatraz.errors import ConfigError, quote
+from alcatraz.errors import AlcaError, ConfigError, ExitCode, RefusedError, quote
 from alcatraz.printable import printable, printable_lines
 from alcatraz.proc import SubprocessRunner
+from alcatraz.runtime import detect
+from alcatraz.runtime.base import (
+    LABEL_OWNER,
+    LABEL_PROJECT_ID,
+    LABEL_PROJECT_PATH,
+    ContainerInfo,
+    ContainerState,
+)
+from alcatraz.statefile import ProjectState
 
 #: What an agent can put in a file name, a config value or an engine's error text.
 HOSTILE = {
@@ -33,6 +48,10 @@ HOSTILE = {
     "non-UTF-8 byte (fsdecode)": (os.fsdecode(b"bad\xff\xfe"), "bad\\xff\\xfe"),
     "private use": ("\ue000", "\\ue000"),
     "astral format char": ("\U000e0001", "\\U000e0001"),
+    "Hangul filler (a blank letter)": (".env\u3164", ".env\\u3164"),
+    "halfwidth Hangul filler": ("a\uffa0", "a\\uffa0"),
+    "combining grapheme joiner": ("a\u034fb", "a\\u034fb"),
+    "Khmer inherent vowel": ("a\u17b4", "a\\u17b4"),
 }
 
 
@@ -87,7 +106,6 @@ DIRECT_WRITERS = {
     "proc.py": "debug lines and streamed child output, made printable",
     "network/dnsproxy.py": "a daemon's startup line to its parent's pipe, no terminal",
     "config/reference.py": "the docs generator's own messages (a development script)",
-    "config/presets.py": "two constant lines (moved with the init package)",
 }
 
 
@@ -153,3 +171,109 @@ def test_a_config_file_with_a_hostile_name_is_refused_by_name(tmp_path: Path, na
     shown = caught.value.render()
     assert "plain name" in shown and printable(os.fsdecode(name)) in shown
     assert shown.replace("\n", "").isprintable()
+
+
+#: A label another user of a shared engine wrote: a forged entry after a newline.
+FORGED_PATH = "/gone\n  [2] alca-legit\n      Path: /home/you/project\x1b]0;t\x07"
+
+
+class _Engine:
+    """Just enough of a runtime for `list` and `cleanup` to render what it returns."""
+
+    name = "Docker"
+    executable = "docker"
+
+    def __init__(self, info: ContainerInfo) -> None:
+        self.info = info
+        self.removed: list[str] = []
+
+    def list_by_label(self, label: str) -> list[ContainerInfo]:
+        return [self.info]
+
+    def networks(self) -> list[object]:
+        return []
+
+    def remove(self, name: str) -> None:
+        self.removed.append(name)
+
+
+def _hostile_container(home: Path, project_id: str) -> ContainerInfo:
+    labels = {
+        LABEL_PROJECT_ID: project_id,
+        LABEL_PROJECT_PATH: FORGED_PATH,
+        LABEL_OWNER: state.owner_label(str(home)),
+    }
+    return ContainerInfo(
+        "c1", "alca-hostile", ContainerState.STOPPED, "img", "", "2026-01-01T00:00:00Z", labels
+    )
+
+
+def _app(tmp_path: Path) -> tuple[App, io.StringIO]:
+    out = io.StringIO()
+    environ = {"ALCA_HOME": str(tmp_path / "home"), "ALCA_RUNTIME": "docker"}
+    return App(stdin=io.StringIO(), stdout=out, stderr=out, environ=environ, cwd=tmp_path), out
+
+
+def test_list_shows_a_hostile_label_on_its_own_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, out = _app(tmp_path)
+    engine = _Engine(_hostile_container(app.home, "deadbeef\nFORGED"))
+    monkeypatch.setattr(detect, "resolve_runtime", lambda *a, **k: (engine, None))
+    assert list_.main(argparse.Namespace(json=False), app) == 0
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines  # the header and one row, however many newlines the label has
+    assert printable(FORGED_PATH) in lines[1] and "\x1b" not in lines[1]
+
+
+def test_cleanup_shows_a_hostile_label_escaped_and_survives_a_hostile_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id is no sync label: no session can carry it, so none is stopped (no traceback)."""
+    app, out = _app(tmp_path)
+    engine = _Engine(_hostile_container(app.home, "bad id!"))
+    monkeypatch.setattr(cleanup, "_runtimes", lambda _app: [engine])
+    monkeypatch.setattr(filesync, "stop", lambda *a: pytest.fail("stopped sessions of a bad id"))
+    assert cleanup.main(argparse.Namespace(yes=True), app) == 0
+    shown = out.getvalue()
+    assert engine.removed == ["alca-hostile"]
+    assert f"      Path: {printable(FORGED_PATH)}\n" in shown
+    assert "\n  [2]" not in shown and "\x1b" not in shown
+
+
+class _Inspecting:
+    """A runtime whose container of our name was made by someone else."""
+
+    def __init__(self, info: ContainerInfo) -> None:
+        self.info = info
+
+    def inspect(self, name: str) -> ContainerInfo:
+        return self.info
+
+
+def test_a_container_of_our_name_but_another_owner_is_refused_on_one_line(tmp_path: Path) -> None:
+    info = _hostile_container(tmp_path, "our-id")
+    state = ProjectState(container_name="alca-x", project_id="i")
+    project = sandbox.Project(tmp_path, tmp_path, state)
+    with pytest.raises(RefusedError) as caught:
+        sandbox.find_container(_Inspecting(info), project)  # type: ignore[arg-type]
+    message = caught.value.message
+    assert printable(FORGED_PATH) in message
+    assert message.isprintable(), message  # no newline to forge a line, no ESC
+
+
+@pytest.mark.parametrize("raised", [AlcaError, ValueError])
+def test_the_debug_traceback_is_printable_too(
+    raised: type[Exception], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ALCA_DEBUG and the bug report print a traceback, whose last line is the message."""
+
+    def dispatch(args: list[str]) -> int:
+        raise raised(f"named {FORGED_PATH}")
+
+    monkeypatch.setenv("ALCA_DEBUG", "1")
+    monkeypatch.setattr(parser, "dispatch", dispatch)
+    assert cli.main(["status"]) in (ExitCode.FAILURE, ExitCode.INTERNAL)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and printable_lines(FORGED_PATH) in err
+    assert "\x1b" not in err and "\x07" not in err

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from alcatraz import sources
 from alcatraz.config import private
 from alcatraz.config.load import load_config
 from alcatraz.errors import RefusedError
@@ -30,8 +31,8 @@ def test_a_private_source_lives_in_the_per_user_state_not_the_project(tmp_path: 
 
 def test_ensure_private_creates_an_owner_only_directory(tmp_path: Path) -> None:
     source = tmp_path / "state" / "private" / "claude"
-    private.ensure_private(source)
-    private.ensure_private(source)  # idempotent
+    sources.ensure_private(source)
+    sources.ensure_private(source)  # idempotent
     assert stat.S_IMODE(os.lstat(source).st_mode) == 0o700
     assert stat.S_IMODE(os.lstat(source.parent).st_mode) == 0o700
 
@@ -47,5 +48,5 @@ def test_ensure_private_refuses_anything_but_a_directory(tmp_path: Path, shape: 
     else:
         source.symlink_to(elsewhere if shape == "symlink" else tmp_path / "gone")
     with pytest.raises(RefusedError):
-        private.ensure_private(source)
+        sources.ensure_private(source)
     assert list(elsewhere.iterdir()) == []

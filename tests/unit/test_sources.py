@@ -98,3 +98,22 @@ def test_the_inside_layer_is_bound_to_one_process() -> None:
     assert not state.inside_layer_current(IsolationRecord(inside=(me, started + 1)))  # reused
     assert not state.inside_layer_current(IsolationRecord(inside=(2**22 + 7, started)))  # gone
     assert state.inside_layer_current(IsolationRecord())  # no second layer: nothing to check
+
+
+def test_config_loader_never_reads_an_extended_file_through_a_workspace_link(
+    tmp_path: Path,
+) -> None:
+    """A swapped `conf/` would make the host read its own file as configuration."""
+    from alcatraz.config.load import load_config
+
+    root, outside = tmp_path / "proj", tmp_path / "outside"
+    (root / "conf").mkdir(parents=True)
+    outside.mkdir()
+    (root / ".alca.toml").write_text('image = "alpine:3.21"\nextends = ["conf/base.toml"]\n')
+    (root / "conf" / "base.toml").write_text("[envs]\nMINE = '1'\n")
+    (outside / "base.toml").write_text("[envs]\nHOSTTOKEN = 's3cr3t'\n")
+    assert load_config(root, environ={}, cwd=root).files[-1] == root / "conf" / "base.toml"
+    (root / "conf").rename(root / "conf.orig")
+    (root / "conf").symlink_to(outside)
+    with pytest.raises(RefusedError, match=r"workspace path \./conf is a symbolic link"):
+        load_config(root, environ={}, cwd=root)

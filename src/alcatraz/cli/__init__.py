@@ -13,10 +13,19 @@ from collections.abc import Sequence
 from alcatraz.errors import AlcaError, ExitCode
 
 
-def _report_bug(error: BaseException) -> int:
+def _print_traceback(error: BaseException) -> None:
+    """The traceback, made printable: its last line is the error's message, which may carry
+    a name or an engine's words the agent wrote (`traceback` would print them raw)."""
     import traceback
 
-    traceback.print_exception(error)
+    from alcatraz.printable import printable_lines
+
+    sys.stderr.write(printable_lines("".join(traceback.format_exception(error))))
+    sys.stderr.flush()
+
+
+def _report_bug(error: BaseException) -> int:
+    _print_traceback(error)
     sys.stderr.write(
         "\nThis is a bug in alcatraz, not in your setup. Please report it with the text above.\n"
     )
@@ -37,9 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return dispatch(args)
     except AlcaError as error:
         if debug:
-            import traceback
-
-            traceback.print_exception(error)
+            _print_traceback(error)
         from alcatraz.printable import printable_lines
 
         sys.stderr.write(printable_lines(error.render()) + "\n")

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from alcatraz.app import App
+from alcatraz.printable import printable
 from alcatraz.runtime.base import (
     LABEL_OWNER,
     LABEL_PROJECT_ID,
@@ -115,6 +116,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     from alcatraz import filesync
     from alcatraz.errors import AlcaError
     from alcatraz.sandbox import owner_label
+    from alcatraz.sync.mutagen import valid_label_value
 
     owner = owner_label(app)
     orphans: list[tuple[Runtime, ContainerInfo, str]] = []
@@ -130,8 +132,10 @@ def main(args: argparse.Namespace, app: App) -> int:
     if orphans:
         app.out(f"Found {len(orphans)} orphan container(s):")
         for i, (runtime, info, reason) in enumerate(orphans, 1):
-            app.out(f"  [{i}] {info.name}")
-            app.out(f"      Path: {info.labels.get(LABEL_PROJECT_PATH) or '(unknown)'}")
+            # Labels are anyone's on a shared engine: a newline in one would forge an entry.
+            path = info.labels.get(LABEL_PROJECT_PATH)
+            app.out(f"  [{i}] {printable(info.name)}")
+            app.out(f"      Path: {printable(path) if path else '(unknown)'}")
             app.out(f"      Reason: {reason}")
             app.out(f"      Engine: {runtime.name}")
         app.out()
@@ -139,7 +143,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     if leftover:
         app.out(f"Found {len(leftover)} orphan network(s) without a container:")
         for runtime, network, reason in leftover:
-            app.out(f"  - {network.name} ({runtime.name}): {reason}")
+            app.out(f"  - {printable(network.name)} ({runtime.name}): {reason}")
         app.out()
     if args.yes:
         selected = list(range(len(orphans)))
@@ -159,10 +163,11 @@ def main(args: argparse.Namespace, app: App) -> int:
     removed = failed = 0
     for index in selected:
         runtime, info, _reason = orphans[index]
-        app.write(f"→ Removing {info.name}... ")
+        app.write(f"→ Removing {printable(info.name)}... ")
         try:
             project_id = info.labels.get(LABEL_PROJECT_ID)
-            if project_id:
+            # An id that is no sync label (a label forged by another user) has no session.
+            if project_id and valid_label_value(project_id):
                 filesync.stop(app, runtime, project_id)
             runtime.remove(info.name)
         except AlcaError as error:
@@ -243,4 +248,4 @@ def _remove_network(app: App, runtime: Runtime, network: NetworkInfo, reason: st
         ),
     )
     isolation.teardown(app, runtime, record)
-    app.step(f"Removed network {network.name} and its rules ({reason})")
+    app.step(f"Removed network {printable(network.name)} and its rules ({reason})")

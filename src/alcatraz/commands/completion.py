@@ -21,13 +21,13 @@ SHELLS: Final = ("bash", "zsh", "fish")
 
 
 def _template_names() -> list[str]:
-    from alcatraz.config.templates import template_names
+    from alcatraz.init.templates import template_names
 
     return template_names()
 
 
 def _agent_names() -> list[str]:
-    from alcatraz.config.agents import preset_names
+    from alcatraz.init.agents import preset_names
 
     return preset_names()
 

@@ -160,7 +160,7 @@ def _check_project(app: App, found: _Project) -> list[Check]:
 
 def _agent_config_check(app: App, config: Config) -> Check:
     """Warn when a writable mount reaches a file the host's agent runs (issue 13 item 7)."""
-    from alcatraz.config.agents import writable_agent_config
+    from alcatraz.init.agents import writable_agent_config
 
     mounts = [(m.source, m.readonly) for m in config.all_mounts]
     exposed = writable_agent_config(mounts, app.environ)

@@ -3,10 +3,10 @@
 Three flows, all in the current directory:
 - `alca init [-t NAME]` writes `.alca.toml` from a template (menu on a terminal; without one
   `--template` is required, so scripts never hang) and adds alcatraz's lines to `.gitignore`;
-- `alca init git+URL[#[commit]:[dir]]` copies preset files (`alcatraz.config.presets`);
+- `alca init git+URL[#[commit]:[dir]]` copies preset files (`alcatraz.init.presets`);
 - `alca init --update` refreshes the presets copied earlier;
 - `alca init --agent NAME` writes the `agent` template with one agent preset added
-  (`alcatraz.config.agents`: install step, its config mounts, its API keys by name).
+  (`alcatraz.init.agents`: install step, its config mounts, its API keys by name).
 
 An existing `.alca.toml` is never touched: the check and the creation are one atomic step.
 """
@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alcatraz.config import templates
 from alcatraz.errors import AlcaError, ExitCode, UsageError, quote
+from alcatraz.init import templates
 from alcatraz.paths import CONFIG_NAME
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def main(args: argparse.Namespace, app: App) -> int:
                 hint="--update refreshes every preset already in this directory from the URL "
                 "recorded in it; to add presets, run 'alca init git+URL'",
             )
-        from alcatraz.config import presets
+        from alcatraz.init import presets
 
         return presets.update(app, assume_yes=args.yes)
     if source is not None:
@@ -97,7 +97,7 @@ def main(args: argparse.Namespace, app: App) -> int:
             )
         if template is not None:
             raise UsageError("cannot use --template with a preset URL")
-        from alcatraz.config import presets
+        from alcatraz.init import presets
 
         return presets.download(app, source)
     return init_from_template(app, template)
@@ -125,7 +125,7 @@ def init_from_template(app: App, name: str | None) -> int:
 
 def init_from_agent(app: App, agent: str) -> int:
     """Write `.alca.toml` for one agent; host paths missing now are left commented out."""
-    from alcatraz.config import agents
+    from alcatraz.init import agents
 
     preset = agents.load_preset(agent)
     config_path = Path(os.path.abspath(app.cwd)) / CONFIG_NAME
@@ -143,7 +143,7 @@ def _write_config(app: App, config_path: Path, template: templates.Template) -> 
     """Create the file atomically (never over an existing one), then update .gitignore."""
     directory = config_path.parent
     text = templates.render(template, schema_line=_schema_line(app))
-    from alcatraz.config.presets import write_text_atomic
+    from alcatraz.init.files import write_text_atomic
 
     try:
         write_text_atomic(config_path, text, exclusive=True)
@@ -175,7 +175,8 @@ def _already_exists(path: Path) -> AlcaError:
 
 def _schema_line(app: App) -> str:
     """The `#:schema` comment; the schema copy is refreshed so editors match this version."""
-    from alcatraz.config.schema import install_user_schema, schema_comment
+    from alcatraz.config.schema import schema_comment
+    from alcatraz.init.files import install_user_schema
 
     try:
         install_user_schema(app.home)
@@ -239,7 +240,7 @@ def update_gitignore(path: Path) -> bool:
         text = original + block + newline
     else:
         text = original + newline + block
-    from alcatraz.config.presets import write_text_atomic
+    from alcatraz.init.files import write_text_atomic
 
     write_text_atomic(path, text)
     return True

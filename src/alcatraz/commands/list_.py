@@ -6,6 +6,7 @@ import argparse
 import json
 
 from alcatraz.app import App
+from alcatraz.printable import printable
 from alcatraz.runtime.base import LABEL_PROJECT_ID, LABEL_PROJECT_PATH, ContainerState
 
 
@@ -53,14 +54,15 @@ def main(args: argparse.Namespace, app: App) -> int:
     if not rows:
         app.out("No Alcatraz containers found.")
         return 0
+    # Labels are anyone's on a shared engine: a newline in one would forge a row.
     table = [("NAME", "STATUS", "PROJECT ID", "PROJECT PATH", "CREATED")]
     table += [
         (
-            r["name"],
+            printable(r["name"]),
             r["status"],
-            r["project_id"][:12],
-            r["project_path"] or "(unknown)",
-            r["created"][:19],
+            printable(r["project_id"][:12]),
+            printable(r["project_path"]) if r["project_path"] else "(unknown)",
+            printable(r["created"][:19]),
         )
         for r in rows
     ]

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
+from alcatraz import beneath
 from alcatraz.config import model, private
 from alcatraz.config.expand import expand_strict
 from alcatraz.config.globsyntax import glob_syntax_error
@@ -358,9 +359,10 @@ def _validation_error(
 class _Resolver:
     """Depth-first resolution of one project's file graph."""
 
-    def __init__(self, environ: Mapping[str, str], cwd: Path):
+    def __init__(self, environ: Mapping[str, str], cwd: Path, root: Path | None = None):
         self.environ = environ
         self.cwd = cwd
+        self.root = root
         self.files: list[Path] = []
         self.stack: list[Path] = []
 
@@ -456,6 +458,19 @@ class _Resolver:
             )
         return self.resolve(ref)
 
+    def beneath_root(self, path: Path) -> None:
+        """An extended or included file inside the project is reached without following a
+        link (decision 0010): the agent owns the project and could turn the file, or a
+        directory above it, into a link to any host file. `.alca.toml` itself sits in the
+        root, which the agent cannot rename, and is bound read-only."""
+        if self.root is None or not self.stack:
+            return
+        target = Path(os.path.normpath(path))
+        for base in (self.root, self.root.resolve()):
+            if target.is_relative_to(base):
+                os.close(beneath.open_beneath(self.root, target.relative_to(base).as_posix()))
+                return
+
     def resolve(self, path: Path) -> Layer:
         display = self.display(path)
         real = Path(os.path.realpath(path))
@@ -472,6 +487,7 @@ class _Resolver:
                 hint="narrow the extends/includes glob patterns",
             )
         data, text = read_toml(path, display)
+        self.beneath_root(path)
         try:
             raw = msgspec.convert(data, model.ConfigLayer, strict=True)
         except msgspec.ValidationError as error:
@@ -618,7 +634,7 @@ def load_config(
             "configuration not found: run 'alca init' first",
             hint=f"no {CONFIG_NAME} in {project_root} or any parent directory",
         )
-    resolver = _Resolver(env, cwd if cwd is not None else Path.cwd())
+    resolver = _Resolver(env, cwd if cwd is not None else Path.cwd(), project_root)
     layer = resolver.resolve(config_file)
     return _finalise(
         layer,

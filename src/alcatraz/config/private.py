@@ -4,8 +4,8 @@ An agent preset needs somewhere for the agent's own state (sessions, caches, its
 settings) that is neither the user's home (whatever the host agent reads from there, it
 may execute: hooks, plugins, settings) nor the project (the agent rewrites it at will, and
 the host reads it). `${alca:PRIVATE}/NAME` is `<alca home>/projects/<key>/private/NAME`:
-outside every project, created by `alca up` with owner-only permissions, seen only by this
-project's sandbox.
+outside every project, created by `alca up` with owner-only permissions
+(`alcatraz.sources.ensure_private`), seen only by this project's sandbox.
 
 Exactly one name follows the token: a deeper path could pass through a symlink the agent
 planted inside a private directory it can write, and a mount of the private root itself
@@ -14,15 +14,13 @@ would let the agent plant one there. The name is a plain file name (no `/`, `.` 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Final
 
 from alcatraz import state
-from alcatraz.errors import ConfigError, RefusedError, quote
+from alcatraz.errors import ConfigError, quote
 
 TOKEN: Final = "${alca:PRIVATE}"  # noqa: S105 (a path token, not a secret)
 _NAME: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
@@ -60,21 +58,3 @@ def private_root(home: Path, project_root: Path) -> Path:
 def resolve(source: str, home: Path, project_root: Path) -> str:
     """The host path of a `${alca:PRIVATE}/NAME` source already checked by `private_name`."""
     return os.path.join(private_root(home, project_root), source[len(TOKEN) + 1 :])
-
-
-def ensure_private(source: Path) -> None:
-    """Create a private directory (0700); refuse one that is not a plain directory.
-
-    Its parents are alcatraz's own state, which no sandbox can see, so only the last step
-    is checked; it must not be a symlink (nothing in a sandbox can plant one there, but a
-    symlink would send the engine elsewhere on every start).
-    """
-    source.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(source, 0o700)
-    info = os.lstat(source)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise RefusedError(
-            f"the sandbox-private directory {quote(str(source))} is not a directory you own",
-            hint="remove it; `alca up` creates it again",
-        )

@@ -2,8 +2,8 @@
 
 `schema/alca-config.schema.json` in the repository is this output; a test keeps it current.
 Files written by `alca init` point editors at a copy in alcatraz's per-user directory
-through a `#:schema` comment, refreshed on every `init`, so it always matches the installed
-version and works offline.
+through a `#:schema` comment, refreshed on every `init` (`alcatraz.init.files` writes it),
+so it always matches the installed version and works offline.
 """
 
 from __future__ import annotations
@@ -57,18 +57,6 @@ def generate_schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     return json.dumps(generate_schema(), indent=2, sort_keys=False) + "\n"
-
-
-def install_user_schema(home: Path) -> Path:
-    """Write the schema into alcatraz's per-user directory; returns its path."""
-    home.mkdir(parents=True, exist_ok=True)
-    path = home / SCHEMA_FILE_NAME
-    text = schema_text()
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    return path
 
 
 def schema_comment(home: Path) -> str:

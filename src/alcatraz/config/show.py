@@ -11,7 +11,7 @@ from typing import Any
 from alcatraz.config.layer import Command
 from alcatraz.config.load import Config
 from alcatraz.config.netgrammar import render_port
-from alcatraz.protect import DEFAULT_PROTECTED
+from alcatraz.config.protected import DEFAULT_PROTECTED
 
 DEFAULT = "default"
 

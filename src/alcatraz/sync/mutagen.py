@@ -167,6 +167,11 @@ def project_selector(project_id: str) -> str:
     return f"{LABEL_PROJECT}={project_id}"
 
 
+def valid_label_value(value: str) -> bool:
+    """Whether `value` can be a session label's value (an engine label may hold anything)."""
+    return bool(_LABEL_PART.fullmatch(value))
+
+
 def _check_label(key: str, value: str) -> None:
     if not _LABEL_PART.fullmatch(key):
         raise ValueError(f"invalid sync label key {key!r}")

@@ -197,6 +197,9 @@ def test_agent_cannot_change_host_agent_config_but_stays_logged_in(
         restarted = engine_cli(projects.engine, "restart", project.container_name, timeout=120)
         assert restarted.returncode == 0, restarted.stderr
         assert project.container_running()
+        refused = project.alca("run", "true")  # started without alcatraz: refused until up
+        assert refused.returncode == 77, str(refused)
+        project.start()
 
     # Re-created from scratch (`down`, `up`): the private state is kept, the host still safe.
     project.ok("down")

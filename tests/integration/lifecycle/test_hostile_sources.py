@@ -15,8 +15,15 @@ from pathlib import Path
 import pytest
 
 from alcatraz.runtime.cli_compat import CliRuntime
-from tests.integration.isolation_helpers import Workspace, helper_workspace, sh
-from tests.integration.lifecycle.helpers import Projects, config_text, engine_cli
+from tests.integration.isolation_helpers import (
+    REFUSED,
+    Workspace,
+    helper_workspace,
+    sh,
+    simulate_reboot,
+    wait_for,
+)
+from tests.integration.lifecycle.helpers import Project, Projects, config_text, engine_cli
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +149,119 @@ def test_protected_config_file_swapped_for_a_link(projects: Projects) -> None:
     refused = project.alca("up", "--yes")
     assert refused.returncode != 0, str(refused)
     assert not project.container_running()
+
+
+# --- a hostile source, then the engine restarts (a reboot) ------------------------------------
+
+
+def _tree(top: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry under `top` with its mode and content (a link's target): byte-identical."""
+    found: dict[str, tuple[int, bytes]] = {}
+    for path in sorted(top.rglob("*")):
+        info = path.lstat()
+        body = (
+            path.read_bytes()
+            if path.is_file() and not path.is_symlink()
+            else str(path.readlink()).encode()
+            if path.is_symlink()
+            else b""
+        )
+        found[str(path.relative_to(top))] = (info.st_mode, body)
+    return found
+
+
+def _inside(project: Project, *paths: str) -> str:
+    """What the sandbox's own processes read at `paths`, if the engine started it anyway."""
+    if not project.container_running():
+        return ""
+    done = engine_cli(project.engine, "exec", project.container_name, "cat", *paths)
+    return done.stdout + done.stderr
+
+
+def _stays_stopped_and_refused(project: Project, named: str, canary: str, *paths: str) -> None:
+    """After the restart: stopped, `run` refused without running, `up` refused naming the
+    source, and the canary never readable inside."""
+    wait_for(project.container_running, 10, step=0.5)
+    assert canary not in _inside(project, *paths), "the engine followed the workspace link"
+    assert not project.container_running(), "the engine started the sandbox by itself"
+    marker = "ran-in-a-sandbox-alcatraz-did-not-start"
+    run = project.sh(f"touch /workspace/{marker}; cat {' '.join(paths)}")
+    assert run.returncode == REFUSED, str(run)
+    assert "restarted without alcatraz (or is stopped)" in run.stderr, str(run)
+    assert canary not in run.output and not (project.root / marker).exists()
+    for _ in range(2):  # refused again: the refusal changes nothing
+        refused = project.alca("up", "--yes")
+        assert refused.returncode == REFUSED, str(refused)
+        assert f"workspace path ./{named} " in refused.stderr, str(refused)
+        assert canary not in refused.output
+        assert not project.container_running()
+
+
+@pytest.mark.parametrize("mode", ["bind", "sync"])
+@pytest.mark.parametrize("swap", ["source", "parent"])
+def test_swapped_source_then_engine_restart_never_started(
+    projects: Projects, mode: str, swap: str
+) -> None:
+    """Issue 13, "a reboot simulated by restarting the engine": the agent turns a mount
+    source (or a directory above it) into a link to a host directory, then the engine
+    restarts (dockerd restarted; Podman's boot service run). Bind: an absolute link to a host
+    directory outside the project. Sync: Mutagen carries only relative links, so the link
+    points at the excluded `secrets/`, which the sandbox must never read."""
+    loot = _host_secret(projects)
+    (loot / "cache").mkdir()
+    (loot / "cache" / "shadow").write_text("ROOT ONLY\n")
+    source, target = ("data", "/data") if swap == "source" else ("build/cache", "/cache")
+    top = f'mounts = ["./{source}:{target}"]\n' + (SYNC if mode == "sync" else "")
+    project = projects.new(config=config_text(projects.engine, top=top))
+    (project.root / source).mkdir(parents=True)
+    (project.root / "secrets" / "cache").mkdir(parents=True)
+    for where in ("secrets", "secrets/cache"):
+        (project.root / where / "shadow").write_text("EXCLUDED\n")
+    project.start()
+    before = _tree(loot), _tree(project.root / "secrets")
+
+    swapped = source.split("/")[0]
+    link = str(loot) if mode == "bind" else "secrets"  # `build` and `data` are at the root
+    done = project.sh(f"cd /workspace && mv {swapped} {swapped}.orig && ln -s {link} {swapped}")
+    assert done.returncode == 0, str(done)
+    if mode == "sync":
+        _wait_for_link(project.root / swapped)
+    assert (project.root / swapped).is_symlink()
+
+    simulate_reboot(projects.engine, project.container_name, project.root)
+    canary = "ROOT ONLY" if mode == "bind" else "EXCLUDED"
+    _stays_stopped_and_refused(project, swapped, canary, f"{target}/shadow")
+    assert (_tree(loot), _tree(project.root / "secrets")) == before
+
+
+def test_protected_config_parent_swapped_then_engine_restart(projects: Projects) -> None:
+    """Case 3 with a restart: `conf/`, holding a protected config file, swapped for a
+    directory whose `base.toml` links to a host file. Bind only: with sync the config files
+    are ignored by Mutagen and bound read-only, so the agent cannot replace them on the host."""
+    loot = _host_secret(projects)
+    (loot / "base.toml").write_text('# HOST CONFIG CANARY\n[envs]\nHOSTTOKEN = "s3cr3t"\n')
+    before = _tree(loot)
+    top = 'extends = ["conf/base.toml"]\n'
+    project = projects.new(config=config_text(projects.engine, top=top))
+    (project.root / "conf").mkdir()
+    (project.root / "conf" / "base.toml").write_text("# project base\n")
+    project.start()
+    done = project.sh(
+        f"cd /workspace && mv conf conf.orig && mkdir conf && ln -s {loot}/base.toml conf/base.toml"
+    )
+    assert done.returncode == 0, str(done)
+    assert (project.root / "conf" / "base.toml").is_symlink()
+
+    simulate_reboot(projects.engine, project.container_name, project.root)
+    _stays_stopped_and_refused(
+        project, "conf/base.toml", "HOST CONFIG CANARY", "/workspace/conf/base.toml"
+    )
+    # The refusal's own fix, a rebuild, never reads the host file as configuration either.
+    rebuilt = project.alca("up", "-f", "--yes")
+    assert rebuilt.returncode == REFUSED, str(rebuilt)
+    assert "workspace path ./conf/base.toml is a symbolic link" in rebuilt.stderr
+    assert "HOSTTOKEN" not in rebuilt.output and not project.container_running()
+    assert _tree(loot) == before
 
 
 @pytest.fixture

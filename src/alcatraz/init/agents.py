@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Final
 
-from alcatraz.config import private, templates
-from alcatraz.config.preset_sources import escaped_for_terminal
+from alcatraz.config import private
 from alcatraz.errors import AlcaError, ExitCode, UsageError, quote
+from alcatraz.init import templates
+from alcatraz.printable import printable_ascii
 
 _PACKAGE: Final = "alcatraz"
 _DIRECTORY: Final = "presets"
@@ -226,7 +227,7 @@ def _not_mounted(mount: PresetMount, environ: Mapping[str, str]) -> tuple[str, s
     link = _first_link(home, path)
     if link is not None:
         shown = "~" + link[len(home) :]
-        target = escaped_for_terminal(os.readlink(link))
+        target = printable_ascii(os.readlink(link))
         return (
             f"{shown} is a symbolic link (to {target}); check that you made it, then "
             f"uncomment the mount of {mount.source}, which is commented out",

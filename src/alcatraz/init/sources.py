@@ -10,7 +10,7 @@ is shown, escaped so that no character can disguise it, with what it would read,
 - without a terminal, the update is refused unless `--yes` says the sources are trusted.
 
 Only the transports the URL check admits reach git (`GIT_ALLOW_PROTOCOL`, set by
-`presets.Git`), so `ext::` and remote helpers stay out even through `insteadOf` rewrites.
+`preset_cache.Git`), so `ext::` and remote helpers stay out even through `insteadOf` rewrites.
 """
 
 from __future__ import annotations
@@ -20,36 +20,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from alcatraz.errors import RefusedError
+from alcatraz.printable import printable_ascii
 
 if TYPE_CHECKING:
     from alcatraz.app import App
-    from alcatraz.config.presets import PresetSource
+    from alcatraz.init.preset_url import PresetSource
 
 #: The transports a preset source may use; anything else never reaches git.
 ALLOWED_PROTOCOLS: Final = "https:http:ssh:git:file"
-
-
-def escaped_for_terminal(text: str) -> str:
-    """`text` with everything but printable ASCII escaped (`\\xNN`, `\\uNNNN`).
-
-    Escaping all non-ASCII, not only control characters, also shows a look-alike host
-    (a Cyrillic `і` in `gіthub.com`) for what it is, and a bidi override cannot reorder
-    what the user reads.
-    """
-    out: list[str] = []
-    for char in text:
-        code = ord(char)
-        if char == "\\":
-            out.append("\\\\")
-        elif 0x20 <= code < 0x7F:
-            out.append(char)
-        elif code <= 0xFF:
-            out.append(f"\\x{code:02x}")
-        elif code <= 0xFFFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    return "".join(out)
 
 
 def source_notes(source: PresetSource) -> list[str]:
@@ -72,11 +50,11 @@ def source_notes(source: PresetSource) -> list[str]:
 
 
 def _describe(app: App, source: PresetSource, files: Sequence[tuple[str, str]]) -> None:
-    app.out(f"  Source: {escaped_for_terminal(source.display)}")
+    app.out(f"  Source: {printable_ascii(source.display)}")
     for note in source_notes(source):
         app.out(f"    Note: {note}")
     for local, remote in files:
-        app.out(f"    {escaped_for_terminal(local)} <- {escaped_for_terminal(remote)}")
+        app.out(f"    {printable_ascii(local)} <- {printable_ascii(remote)}")
 
 
 def confirm_sources(
@@ -88,11 +66,11 @@ def confirm_sources(
     """
     if assume_yes:
         for source, _files in groups.values():
-            app.info(f"Updating presets from {escaped_for_terminal(source.display)} (--yes)")
+            app.info(f"Updating presets from {printable_ascii(source.display)} (--yes)")
         return set(groups)
     if not app.interactive:
         shown = "\n  ".join(
-            escaped_for_terminal(s.display) + "".join(f" ({note})" for note in source_notes(s))
+            printable_ascii(s.display) + "".join(f" ({note})" for note in source_notes(s))
             for s, _ in groups.values()
         )
         raise RefusedError(
@@ -108,7 +86,5 @@ def confirm_sources(
         if app.confirm("  Fetch from this source?"):
             approved.add(url)
         else:
-            app.warn(
-                f"not contacting {escaped_for_terminal(source.display)}; its files are unchanged"
-            )
+            app.warn(f"not contacting {printable_ascii(source.display)}; its files are unchanged")
     return approved
