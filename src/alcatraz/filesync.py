@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alcatraz import protect
+from alcatraz import protect, state
 from alcatraz.app import App
 from alcatraz.config.layer import Mount
 from alcatraz.config.load import Config
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 #: Polling interval (s) for files Mutagen does not watch natively (see docs/sync.md).
 WATCH_POLLING_INTERVAL = 2
-CONFLICT_CACHE = "sync-conflicts.json"
+CONFLICT_CACHE = state.CONFLICTS_FILE  # the names of a project's files are `ProjectStore`'s
 
 
 @dataclass(frozen=True)

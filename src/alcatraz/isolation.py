@@ -31,6 +31,7 @@ from alcatraz.network.plan import (
     project_key,
 )
 from alcatraz.runtime.base import LABEL_OWNER, LABEL_PROJECT_ID, LABEL_PROJECT_PATH, Runtime
+from alcatraz.statefile import IsolationRecord, ResolverEntry
 
 
 @dataclass
@@ -40,31 +41,31 @@ class Isolation:
     network: ProjectNetwork
     policy: Policy
     firewall: Firewall | None  # None only for lan-access = ["*"] where nft is unavailable
-    resolver: dict[str, str] | None = None  # the project's resolver (alcatraz.network.resolver)
+    resolver: ResolverEntry | None = None  # the project's resolver (alcatraz.network.resolver)
 
     @property
     def dns(self) -> tuple[str, ...]:
         """The container's resolvers: the project's own on the gateway, else the engine's."""
-        return (self.resolver["listen"],) if self.resolver else ()
+        return (self.resolver.listen,) if self.resolver else ()
 
     @property
     def enforced(self) -> bool:
         return self.firewall is not None and not self.policy.allow_all
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> IsolationRecord:
         """What state.json keeps (and `alca run` checks)."""
-        return {
-            "network": self.network.name,
-            "interface": self.network.interface,
-            "subnet": str(self.network.subnet),
-            "gateway": str(self.network.gateway),
-            "key": self.policy.key,
-            "digest": nft.policy_digest(self.policy),
-            "enforced": self.enforced,
-            "allow_all": self.policy.allow_all,
-            "nft": self.firewall.command if self.firewall else None,
-            "resolver": self.resolver,
-        }
+        return IsolationRecord(
+            network=self.network.name,
+            interface=self.network.interface,
+            subnet=str(self.network.subnet),
+            gateway=str(self.network.gateway),
+            key=self.policy.key,
+            digest=nft.policy_digest(self.policy),
+            enforced=self.enforced,
+            allow_all=self.policy.allow_all,
+            nft=tuple(self.firewall.command) if self.firewall else None,
+            resolver=self.resolver,
+        )
 
 
 def policy_for(project_id: str, network: ProjectNetwork, config: Config) -> Policy:
@@ -316,7 +317,7 @@ def guard_inside(app: App, runtime: Runtime, guard: Isolation, container: str, p
     return pid
 
 
-def run_record(guard: Isolation, inside_pid: int) -> dict[str, Any]:
+def run_record(guard: Isolation, inside_pid: int) -> IsolationRecord:
     """The isolation record for `alca run`, with the init the second layer is bound to.
 
     Bound with every policy, allow-all too: a container started without alcatraz had its
@@ -324,13 +325,13 @@ def run_record(guard: Isolation, inside_pid: int) -> dict[str, Any]:
     """
     record = guard.record()
     if inside_pid > 0:
-        record["inside"] = [inside_pid, state.process_start(inside_pid)]
+        record = record._replace(inside=(inside_pid, state.process_start(inside_pid)))
     return record
 
 
 def fallback_record(
     app: App, runtime: Runtime, project_id: str, state_dir: Path | None = None
-) -> dict[str, Any]:
+) -> IsolationRecord:
     """What to tear down when `up` was interrupted before it saved its isolation record."""
     name = network_name(project_id)
     info = runtime.network_inspect(name)
@@ -340,43 +341,43 @@ def fallback_record(
         ).command
     except AlcaError:
         command = None
-    return {
-        "key": project_key(project_id),
-        "interface": info.interface if info is not None else name,
-        "network": name if info is not None else "",
-        "nft": command,
-        "resolver": (
+    return IsolationRecord(
+        key=project_key(project_id),
+        interface=info.interface if info is not None else name,
+        network=name if info is not None else "",
+        nft=None if command is None else tuple(command),
+        resolver=(
             resolver.record(info.gateways[0], str(state_dir), "")
             if state_dir is not None and info is not None and info.gateways
             else None
         ),
-    }
+    )
 
 
-def teardown(app: App, runtime: Runtime, record: dict[str, Any] | None) -> None:
+def teardown(app: App, runtime: Runtime, record: IsolationRecord | None) -> None:
     """Remove rules, then the network; only call once the container is gone."""
-    if not record:
+    if record is None:
         return
-    entry = record.get("resolver")
-    if isinstance(entry, dict) and entry.get("listen") and entry.get("pidfile"):
-        resolver.stop({str(k): str(v) for k, v in entry.items()})
-    key = str(record.get("key") or "")
-    interface = str(record.get("interface") or "")
-    command = record.get("nft")
+    entry = record.resolver
+    if entry is not None and entry.listen and entry.pidfile:
+        resolver.stop(entry)
+    key = record.key
+    interface = record.interface
+    command = record.nft
     if key and command:
-        fw = Firewall(app.runner, [str(c) for c in command])
+        fw = Firewall(app.runner, list(command))
         try:
             fw.remove(key, [interface] if interface else [])
             Helper(app, runtime.executable).persist(fw)
         except AlcaError as error:
             app.warn(f"could not remove the firewall rules of {key}: {error.message}")
-    name = str(record.get("network") or "")
+    name = record.network
     if name:
         runtime.network_remove(name)
 
 
 def report(
-    app: App, config: Config, project_id: str, record: dict[str, Any] | None, pid: int = 0
+    app: App, config: Config, project_id: str, record: IsolationRecord | None, pid: int = 0
 ) -> dict[str, Any]:
     """Isolation as the kernel has it now, for `status` and `net log`.
 
@@ -384,26 +385,26 @@ def report(
     (no sandbox network yet). With the running container's `pid`, the blocked packets and
     destinations include what the second layer in its namespace dropped first.
     """
-    if not record:
+    if record is None:
         return {"state": "none"}
     result: dict[str, Any] = {
-        "network": record.get("network"),
-        "interface": record.get("interface"),
-        "subnet": record.get("subnet"),
-        "gateway": record.get("gateway"),
+        "network": record.network,
+        "interface": record.interface,
+        "subnet": record.subnet,
+        "gateway": record.gateway,
     }
-    if record.get("allow_all") and not config.proxy:
+    if record.allow_all and not config.proxy:
         return {**result, "state": "off"}
-    command = record.get("nft")
+    command = list(record.nft or ())
     if not command:
         return {**result, "state": "missing"}
-    fw = Firewall(app.runner, [str(c) for c in command])
+    fw = Firewall(app.runner, command)
     table = fw.read()
     network = ProjectNetwork(
-        str(record["network"]),
-        str(record["interface"]),
-        ipaddress.IPv4Network(str(record["subnet"])),
-        ipaddress.IPv4Address(str(record["gateway"])),
+        record.network,
+        record.interface,
+        ipaddress.IPv4Network(str(record.subnet)),
+        ipaddress.IPv4Address(str(record.gateway)),
     )
     policy = policy_for(project_id, network, config)
     fwd, inp, _ = nft.chain_names(policy.key)
@@ -420,7 +421,7 @@ def report(
     packets: dict[str, int] = {}
     for address, count in table.seen.get(seen4, []) + table.seen.get(seen6, []):
         packets[address] = packets.get(address, 0) + count
-    inside = _guard_state(app, [str(c) for c in command], pid)
+    inside = _guard_state(app, command, pid)
     if inside is not None:
         blocked += inside.counters.get("output", 0)
         for address, count in inside.seen.get("seen4", []) + inside.seen.get("seen6", []):

@@ -28,7 +28,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
     root = sandbox.locate(app)
     config = sandbox.load(app, root)
     project = sandbox.open_project(app, root)
-    with state.project_lock(project.state_dir):
+    with project.store.lock():
         project = sandbox.open_project(app, root)  # re-read under the lock
         sandbox.require_approval(app, config, project, assume_yes=assume_yes)
         app.step("Detecting runtime...")
@@ -51,7 +51,7 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
                 project,
                 project_id=project_id,
                 project_path=str(root),
-                root_identity=state.root_identity(root),
+                root_identity=tuple(state.root_identity(root)),
                 container_name=name,
                 runtime=runtime.name,
             )
@@ -121,11 +121,11 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         )
         run_isolation = isolation.run_record(guard, inside_pid)
 
-        previous_spec = project.state.get("run_spec")
-        if kept_with_drift and isinstance(previous_spec, dict):
+        previous_spec = project.state.run_spec
+        if kept_with_drift and previous_spec is not None:
             # The container was built from the old configuration: keep running it as such
             # (its workdir, mounts and setup); only the live network policy is updated.
-            sandbox.save_state(project, run_spec={**previous_spec, "isolation": run_isolation})
+            sandbox.save_state(project, run_spec=previous_spec._replace(isolation=run_isolation))
         else:
             filesync.prepare_container_paths(runtime, name, config)
             filesync.start(app, runtime, config, project_id, name)
@@ -160,9 +160,9 @@ def _reconcile_drift(
     """Show drift and rebuild on request: "rebuilt" when the old container was removed,
     "kept" when the user declined, "current" when nothing drifted."""
     changes = drift.compare(
-        project.state.get("snapshot") or {},
+        project.state.snapshot or {},
         snapshot,
-        old_engine=str(project.state.get("runtime", "")),
+        old_engine=project.state.runtime,
         new_engine=chosen.name,
     )
     detached = network_name(project_id) not in info.networks
@@ -199,7 +199,7 @@ def _reconcile_drift(
     runtime.remove(name)
     if runtime is not chosen:
         # The old engine's network and rules go with its container.
-        isolation.teardown(app, runtime, project.state.get("isolation"))
+        isolation.teardown(app, runtime, project.state.isolation)
         sandbox.save_state(project, isolation=None)
     sandbox.save_state(project, setup_done=False, snapshot=None)
     return "rebuilt"
@@ -209,7 +209,7 @@ def source_drift(project: Project, info: ContainerInfo, current: dict[str, list[
     """Drift lines for replaced workspace sources and an engine-driven restart policy."""
     lines = [
         f"Mount source ./{printable(path)}: replaced since the container was created"
-        for path in sources.replaced(project.state.get("source_pins"), current)
+        for path in sources.replaced(project.state.source_pins, current)
     ]
     if info.restart_policy not in ("", "no"):
         lines.append(
@@ -221,7 +221,7 @@ def source_drift(project: Project, info: ContainerInfo, current: dict[str, list[
 
 def _check_pins(config: Config, project: Project) -> None:
     """Refuse to start when a workspace source is not the one pinned at create."""
-    changed = sources.replaced(project.state.get("source_pins"), sources.pins(config))
+    changed = sources.replaced(project.state.source_pins, sources.pins(config))
     if changed:
         raise RefusedError(
             "workspace path ./" + printable(changed[0]) + " was replaced since the "
@@ -238,7 +238,7 @@ def down(app: App, *, force: bool) -> None:
     if project.project_id is None:
         app.step("No state file found. Container may not exist.")
         return
-    with state.project_lock(project.state_dir):
+    with project.store.lock():
         project = sandbox.open_project(app, root, allow_replaced=True)
         config: Config | None
         try:
@@ -246,7 +246,7 @@ def down(app: App, *, force: bool) -> None:
         except Exception:  # a broken config must not keep a sandbox alive
             config = None
         configured = config.runtime if config is not None else "auto"
-        recorded = str(project.state.get("runtime", "")).lower()
+        recorded = project.state.runtime.lower()
         if recorded in ("docker", "podman"):
             configured = recorded  # remove the container where it was created
         runtime, _ = resolve_runtime(configured, runner=app.runner, environ=app.environ)
@@ -271,7 +271,7 @@ def down(app: App, *, force: bool) -> None:
             if info is not None:
                 runtime.remove(info.name)
             # Only now that the container is gone: its rules, then its network.
-            record = project.state.get("isolation") or isolation.fallback_record(
+            record = project.state.isolation or isolation.fallback_record(
                 app, runtime, project_id, project.state_dir
             )
             isolation.teardown(app, runtime, record)

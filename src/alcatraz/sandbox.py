@@ -41,6 +41,8 @@ from alcatraz.runtime.base import (
     ContainerSpec,
     Runtime,
 )
+from alcatraz.state import ProjectStore
+from alcatraz.statefile import IsolationRecord, ProjectState, RunSpec
 
 
 @dataclass
@@ -49,13 +51,16 @@ class Project:
 
     root: Path
     state_dir: Path
-    state: dict[str, Any]
+    state: ProjectState
     replaced: bool = False  # the directory is not the one the sandbox was created for
 
     @property
     def project_id(self) -> str | None:
-        value = self.state.get("project_id")
-        return value if isinstance(value, str) else None
+        return self.state.project_id
+
+    @property
+    def store(self) -> ProjectStore:
+        return ProjectStore(self.state_dir)
 
 
 def owner_label(app: App) -> str:
@@ -80,9 +85,9 @@ def open_project(app: App, root: Path, *, allow_replaced: bool = False) -> Proje
     `Project.replaced` instead of refused, so the old sandbox can be cleared.
     """
     directory = state.project_dir(app.home, root)
-    data = state.read_json(directory / "state.json") or {}
-    identity = data.get("root_identity")
-    if identity and identity != state.root_identity(root):
+    data = state.ProjectStore(directory).load()
+    identity = data.root_identity
+    if identity and identity != tuple(state.root_identity(root)):
         if allow_replaced:
             return Project(root=root, state_dir=directory, state=data, replaced=True)
         raise RefusedError(
@@ -124,7 +129,7 @@ def previous_runtime(app: App, project: Project, current: Runtime) -> Runtime | 
     from alcatraz.errors import UnavailableError
     from alcatraz.runtime.detect import resolve_runtime
 
-    recorded = str(project.state.get("runtime", ""))
+    recorded = project.state.runtime
     if not recorded or recorded == current.name or recorded.lower() not in ("docker", "podman"):
         return None
     try:
@@ -136,8 +141,8 @@ def previous_runtime(app: App, project: Project, current: Runtime) -> Runtime | 
 
 def find_container(runtime: Runtime, project: Project) -> ContainerInfo | None:
     """The project's container, refusing one that belongs to another directory."""
-    name = project.state.get("container_name")
-    if not isinstance(name, str):
+    name = project.state.container_name
+    if name is None:
         return None
     info = runtime.inspect(name)
     if info is None:
@@ -309,32 +314,31 @@ def host_ca_bundle(app: App, config: Config, project: Project) -> Path | None:
 
 
 def run_spec(
-    config: Config, runtime: Runtime, name: str, isolation: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    config: Config, runtime: Runtime, name: str, isolation: IsolationRecord | None = None
+) -> RunSpec:
     """What `alca run` needs, so its hot path never parses TOML."""
-    return {
-        "isolation": isolation,
-        "executable": runtime.executable,
-        "container": name,
-        "workdir": config.workdir,
-        "project_root": str(config.project_root),
-        "enter": config.enter.command if config.enter else "",
-        "override_envs": {
+    return RunSpec(
+        isolation=isolation,
+        executable=runtime.executable,
+        container=name,
+        workdir=config.workdir,
+        project_root=str(config.project_root),
+        enter=config.enter.command if config.enter else "",
+        override_envs={
             name: var.value for name, var in config.envs.items() if var.override_on_enter
         },
-        "stamps": state.file_stamps(config.files),
-    }
+        stamps=state.file_stamps(config.files),
+    )
 
 
 def save_state(project: Project, **fields: Any) -> None:
-    project.state.update(fields)
-    project.state["version"] = state.STATE_VERSION
-    state.write_json(project.state_dir / "state.json", project.state)
+    """Change the named `ProjectState` fields on disk and in `project` (under its lock)."""
+    project.state = project.store.update(**fields)
 
 
 def run_setup(app: App, runtime: Runtime, config: Config, project: Project, name: str) -> None:
     """`commands.up`, once per container; recorded only when it succeeds."""
-    if config.up is None or project.state.get("setup_done"):
+    if config.up is None or project.state.setup_done:
         return
     app.step("Running setup command...")
     code = runtime.exec(name, ["sh", "-c", config.up.command], workdir=config.workdir)
@@ -361,8 +365,7 @@ def new_project_id() -> str:
 
 def forget(project: Project) -> None:
     """Drop the project's state and approval (its directory was replaced by another)."""
-    for name in ("state.json", trust.APPROVAL_FILE, "sync-conflicts.json"):
-        (project.state_dir / name).unlink(missing_ok=True)
+    project.store.forget()
 
 
 def is_approved(config: Config, project: Project) -> bool:

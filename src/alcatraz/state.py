@@ -8,9 +8,12 @@ be read and rewritten by the agent (upstream §7.1 S1, S9). Here each project ge
   `commands.up` completed, the root's device/inode (to notice a moved or replaced
   directory) and the run-spec `alca run` needs without parsing TOML;
 - `approved.json`: the last approved effective configuration (see `alcatraz.trust`);
-- `lock`: serialises `up`/`down`/`cleanup` of one project.
+- `lock`: serialises `up`/`down`/`cleanup` of one project;
+- `sync-conflicts.json`: the conflicts found by the last sync poll (`alca run`'s banner).
 
-Stdlib only and cheap to import: `alca run` reads `state.json` on every call.
+`ProjectStore` owns these names, the lock and the file's version; the types of
+`state.json` are in `alcatraz.statefile`. Stdlib only and cheap to import: `alca run` reads
+`state.json` on every call.
 """
 
 from __future__ import annotations
@@ -22,10 +25,22 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
+from alcatraz.statefile import (
+    STATE_FIX,
+    STATE_VERSION,
+    IsolationRecord,
+    ProjectState,
+    Stamp,
+    StateFileError,
+)
+
 if TYPE_CHECKING:
     from pathlib import Path
 
-STATE_VERSION: Final = 1
+STATE_FILE: Final = "state.json"
+APPROVAL_FILE: Final = "approved.json"
+LOCK_FILE: Final = "lock"
+CONFLICTS_FILE: Final = "sync-conflicts.json"
 
 
 def project_key(project_root: Path | str) -> str:
@@ -51,7 +66,7 @@ def container_name_for(project_id: str) -> str:
 
 def state_file(home: str, project_root: str) -> str:
     """`state.json` of a project, as a string (the `alca run` path avoids pathlib)."""
-    return os.path.join(home, "projects", project_key(project_root), "state.json")
+    return os.path.join(home, "projects", project_key(project_root), STATE_FILE)
 
 
 def root_identity(project_root: Path | str) -> list[int]:
@@ -72,12 +87,12 @@ def process_start(pid: int) -> int | None:
         return None
 
 
-def inside_layer_current(isolation: dict[str, Any]) -> bool:
+def inside_layer_current(isolation: IsolationRecord) -> bool:
     """Whether the container's init is still the one the in-namespace layer was loaded into."""
-    inside = isolation.get("inside")
-    if not isinstance(inside, list) or len(inside) != 2:
+    if isolation.inside is None:
         return True  # no second layer was loaded (not root, helper, allow-all)
-    return bool(process_start(int(inside[0])) == inside[1])
+    pid, started = isolation.inside
+    return process_start(pid) == started
 
 
 def read_json(path: Path | str) -> dict[str, Any] | None:
@@ -111,7 +126,7 @@ def project_lock(directory: Path) -> Iterator[None]:
     import fcntl
 
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -120,16 +135,16 @@ def project_lock(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def file_stamps(files: list[Path] | tuple[Path, ...]) -> list[list[Any]]:
+def file_stamps(files: list[Path] | tuple[Path, ...]) -> tuple[Stamp, ...]:
     """(path, mtime_ns, size) of each config file: `alca run` re-checks these cheaply."""
-    stamps: list[list[Any]] = []
+    stamps: list[Stamp] = []
     for path in files:
         info = os.stat(path)
-        stamps.append([str(path), info.st_mtime_ns, info.st_size])
-    return stamps
+        stamps.append((str(path), info.st_mtime_ns, info.st_size))
+    return tuple(stamps)
 
 
-def stamps_current(stamps: list[list[Any]]) -> bool:
+def stamps_current(stamps: tuple[Stamp, ...]) -> bool:
     for path, mtime_ns, size in stamps:
         try:
             info = os.stat(path)
@@ -138,3 +153,76 @@ def stamps_current(stamps: list[list[Any]]) -> bool:
         if info.st_mtime_ns != mtime_ns or info.st_size != size:
             return False
     return True
+
+
+class ProjectStore:
+    """One project's directory under the alcatraz home: its file names, lock and state.
+
+    Writers (`up`, `down`, `trust`) hold `lock()` around `load`/`update`, so a change is
+    never lost to a concurrent one. Paths are strings: `alca run` avoids `pathlib`.
+    """
+
+    __slots__ = ("directory",)
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
+
+    @classmethod
+    def of(cls, home: str | os.PathLike[str], project_root: str | os.PathLike[str]) -> ProjectStore:
+        return cls(os.path.join(home, "projects", project_key(os.fspath(project_root))))
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.directory, STATE_FILE)
+
+    @property
+    def approval_path(self) -> str:
+        return os.path.join(self.directory, APPROVAL_FILE)
+
+    @property
+    def conflicts_path(self) -> str:
+        return os.path.join(self.directory, CONFLICTS_FILE)
+
+    def load(self) -> ProjectState:
+        """The project's state (empty when there is none); `StateFileError` if unreadable."""
+        path = self.state_path
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return ProjectState()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            raise StateFileError(
+                f"cannot read the state file {path}: {reason}", hint=STATE_FIX
+            ) from None
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise StateFileError(
+                f"state file {path} is not valid JSON ({error})", hint=STATE_FIX
+            ) from None
+        return ProjectState.from_json(data, path)
+
+    def save(self, state: ProjectState) -> ProjectState:
+        """Write `state` (atomically, owner-only), stamped with the current version."""
+        from pathlib import Path
+
+        state = state._replace(version=STATE_VERSION)
+        write_json(Path(self.state_path), state.to_json())
+        return state
+
+    def update(self, **changes: Any) -> ProjectState:
+        """Read, change the named fields, write; the new state. Hold `lock()` around it."""
+        return self.save(self.load()._replace(**changes))
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        from pathlib import Path
+
+        return project_lock(Path(self.directory))
+
+    def forget(self) -> None:
+        """Drop the state, the approval and the conflicts cache (the lock file stays)."""
+        for path in (self.state_path, self.approval_path, self.conflicts_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)

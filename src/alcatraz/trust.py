@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alcatraz import state
 from alcatraz.config.load import Config
 from alcatraz.config.show import document, render_text
 from alcatraz.printable import printable
 from alcatraz.state import read_json, write_json
 
-APPROVAL_FILE = "approved.json"
+APPROVAL_FILE = state.APPROVAL_FILE  # the names of a project's files are `ProjectStore`'s
 
 
 def fingerprint(config: Config) -> dict[str, Any]:

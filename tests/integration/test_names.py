@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from alcatraz.network.resolver import RESOLV_CONF_ENV
+from alcatraz.statefile import ResolverEntry
 from tests.integration.isolation_helpers import Project, Workspace, helper_workspace
 from tests.lab.names import (
     DNS4,
@@ -236,10 +237,10 @@ def test_apt_get_update_through_the_hosts_real_resolver(
         use_resolver(names_lab, DNS4)
 
 
-def resolver_entry(project: Project) -> dict[str, str]:
+def resolver_entry(project: Project) -> ResolverEntry:
     entry = project.state()["isolation"]["resolver"]
     assert isinstance(entry, dict) and entry["listen"], project.state()["isolation"]
-    return {str(k): str(v) for k, v in entry.items()}
+    return ResolverEntry.from_json(entry)
 
 
 def test_a_killed_resolver_is_back_before_the_next_command(
@@ -280,7 +281,7 @@ def test_down_stops_the_resolver_and_up_brings_it_back(
     assert resolver.running(entry) is not None
     sandbox.ok("down")
     assert resolver.running(entry) is None
-    assert not Path(entry["pidfile"]).exists()
+    assert not Path(entry.pidfile).exists()
     sandbox.ok("up")
     assert resolver.running(resolver_entry(sandbox)) is not None
     assert WEB4 in inside(sandbox, f"getent ahostsv4 {probe_name('again')}").stdout

@@ -17,6 +17,7 @@ from alcatraz.commands import doctor
 from alcatraz.errors import ExitCode
 from alcatraz.proc import SubprocessRunner
 from alcatraz.runtime import detect
+from alcatraz.statefile import IsolationRecord
 from alcatraz.sync.mutagen import INSTALL_HINT
 
 TOOLS = ("docker", "podman", "nft", "mutagen", "sudo", "ip", "git", "sh")
@@ -216,7 +217,7 @@ def test_sandbox_rules_state_comes_from_the_isolation_report(
 
     monkeypatch.setattr(isolation, "report", fake_report)
     found = checks(app)
-    assert seen == [("abc", record)]
+    assert seen == [("abc", IsolationRecord.from_json(record))]
     assert found["sandbox"]["status"] == status
     if status == "fail":
         assert found["sandbox"]["fix"] == "alca up (re-applies the rules)"

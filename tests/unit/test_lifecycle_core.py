@@ -11,6 +11,7 @@ import pytest
 from alcatraz import drift, state, trust
 from alcatraz.cli._fast import build_argv, container_workdir, single_quote
 from alcatraz.config.load import load_config
+from alcatraz.statefile import RunSpec
 
 
 def _project(tmp_path: Path, text: str) -> Path:
@@ -184,10 +185,12 @@ def test_build_argv_with_enter_and_override_envs(
         "enter": ". ~/.profile;",
         "override_envs": {"TERM": "${TERM}", "LANG": "${LANG}", "FIXED": "1"},
     }
-    argv = build_argv(spec, ["echo", "it's"], str(tmp_path / "sub"), tty=False)
+    argv = build_argv(RunSpec.from_json(spec), ["echo", "it's"], str(tmp_path / "sub"), tty=False)
     assert argv == [
         "docker", "exec", "-i", "-e", "TERM=xterm", "-e", "FIXED=1",
         "-w", "/workspace/sub", "alca-123", "sh", "-c", ". ~/.profile; 'echo' 'it'\\''s'",
     ]  # fmt: skip
-    direct = build_argv({**spec, "enter": ""}, ["ls", "-la"], str(tmp_path), tty=True)
+    direct = build_argv(
+        RunSpec.from_json({**spec, "enter": ""}), ["ls", "-la"], str(tmp_path), tty=True
+    )
     assert direct[:4] == ["docker", "exec", "-i", "-t"] and direct[-2:] == ["ls", "-la"]

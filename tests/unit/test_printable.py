@@ -27,6 +27,7 @@ from alcatraz.runtime.base import (
     ContainerInfo,
     ContainerState,
 )
+from alcatraz.statefile import ProjectState
 
 #: What an agent can put in a file name, a config value or an engine's error text.
 HOSTILE = {
@@ -252,7 +253,8 @@ class _Inspecting:
 
 def test_a_container_of_our_name_but_another_owner_is_refused_on_one_line(tmp_path: Path) -> None:
     info = _hostile_container(tmp_path, "our-id")
-    project = sandbox.Project(tmp_path, tmp_path, {"container_name": "alca-x", "project_id": "i"})
+    state = ProjectState(container_name="alca-x", project_id="i")
+    project = sandbox.Project(tmp_path, tmp_path, state)
     with pytest.raises(RefusedError) as caught:
         sandbox.find_container(_Inspecting(info), project)  # type: ignore[arg-type]
     message = caught.value.message

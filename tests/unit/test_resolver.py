@@ -148,10 +148,10 @@ def test_daemon_starts_says_ready_and_stops_by_pid(tmp_path: Path) -> None:
     pid = resolver.running(entry)
     assert pid is not None
     # Someone else's pid in the pid file is never signalled.
-    Path(entry["pidfile"]).write_text(f"{os.getpid()}\n")
+    Path(entry.pidfile).write_text(f"{os.getpid()}\n")
     assert resolver.running(entry) is None
     assert resolver.stop(entry) is False
-    Path(entry["pidfile"]).write_text(f"{pid}\n")
+    Path(entry.pidfile).write_text(f"{pid}\n")
     assert resolver.stop(entry) is True
     assert resolver.running(entry) is None
 

@@ -9,6 +9,7 @@ import pytest
 
 from alcatraz import sources
 from alcatraz.errors import RefusedError
+from alcatraz.statefile import IsolationRecord
 
 
 @pytest.fixture
@@ -93,10 +94,10 @@ def test_the_inside_layer_is_bound_to_one_process() -> None:
     me = os.getpid()
     started = state.process_start(me)
     assert started is not None
-    assert state.inside_layer_current({"inside": [me, started]})
-    assert not state.inside_layer_current({"inside": [me, started + 1]})  # pid reused
-    assert not state.inside_layer_current({"inside": [2**22 + 7, started]})  # gone
-    assert state.inside_layer_current({})  # no second layer loaded: nothing to check
+    assert state.inside_layer_current(IsolationRecord(inside=(me, started)))
+    assert not state.inside_layer_current(IsolationRecord(inside=(me, started + 1)))  # reused
+    assert not state.inside_layer_current(IsolationRecord(inside=(2**22 + 7, started)))  # gone
+    assert state.inside_layer_current(IsolationRecord())  # no second layer: nothing to check
 
 
 def test_config_loader_never_reads_an_extended_file_through_a_workspace_link(

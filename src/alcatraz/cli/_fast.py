@@ -23,15 +23,17 @@ from alcatraz.network import resolver
 from alcatraz.paths import alca_home_str, find_root
 from alcatraz.printable import printable, printable_lines
 from alcatraz.state import (
+    ProjectStore,
     inside_layer_current,
     read_json,
     root_identity,
     stamps_current,
-    state_file,
 )
 
 if TYPE_CHECKING:
     from typing import NoReturn
+
+    from alcatraz.statefile import IsolationRecord, RunSpec
 
 
 def single_quote(arg: str) -> str:
@@ -48,26 +50,22 @@ def container_workdir(workdir: str, project_root: str, cwd: str) -> str:
     return posixpath.join(workdir, *here[len(root) :].split(os.sep))
 
 
-def build_argv(spec: dict[str, object], args: list[str], cwd: str, tty: bool) -> list[str]:
-    enter = str(spec.get("enter") or "")
+def build_argv(spec: RunSpec, args: list[str], cwd: str, tty: bool) -> list[str]:
+    enter = spec.enter
     if enter:
         command = ["sh", "-c", " ".join([enter, *(single_quote(a) for a in args)])]
     else:
         command = list(args)
-    argv = [str(spec["executable"]), "exec", "-i"]
+    argv = [spec.executable, "exec", "-i"]
     if tty:
         argv.append("-t")
-    envs = spec.get("override_envs")
-    if not isinstance(envs, dict):
-        envs = {}
-    for name, template in envs.items():
-        value = str(template)
+    for name, template in spec.override_envs.items():
+        value = template
         if value.startswith("${") and value.endswith("}"):
             value = os.environ.get(value[2:-1], "")
         if value:
             argv += ["-e", f"{name}={value}"]
-    root = str(spec["project_root"])
-    argv += ["-w", container_workdir(str(spec["workdir"]), root, cwd), str(spec["container"])]
+    argv += ["-w", container_workdir(spec.workdir, spec.project_root, cwd), spec.container]
     return argv + command
 
 
@@ -95,32 +93,29 @@ def _output(argv: list[str]) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
 
 
-def rules_loaded(isolation: dict[str, object]) -> bool:
+def rules_loaded(isolation: IsolationRecord) -> bool:
     """Whether the kernel holds the sandbox's forward chain as `up` loaded it (~3 ms).
 
     One chain, one nft call: constant time however many projects are loaded. A missing,
     flushed or rewritten chain fails the check. (A missing dispatch entry needs no check:
     the base chain's backstop then drops the bridge's traffic, which fails closed.)
     """
-    key, digest = str(isolation.get("key", "")), str(isolation.get("digest", ""))
-    command = isolation.get("nft")
-    if not isinstance(command, list) or not key or not digest:
+    key, digest, command = isolation.key, isolation.digest, isolation.nft
+    if command is None or not key or not digest:
         return False
-    code, out = _output(
-        [*(str(c) for c in command), "list", "chain", "inet", "alcatraz", f"p_{key}_fwd"]
-    )
+    code, out = _output([*command, "list", "chain", "inet", "alcatraz", f"p_{key}_fwd"])
     return code == 0 and f'comment "alcatraz {key} {digest}"' in out
 
 
-def ensure_resolver(isolation: dict[str, object]) -> None:
+def ensure_resolver(isolation: IsolationRecord) -> None:
     """Bring the project's resolver back when it is gone (a reboot, a kill); warn if it can't.
 
     Without it the sandbox resolves no name but nothing else changes, so `run` goes on.
     """
-    entry = isolation.get("resolver")
-    if not isinstance(entry, dict):
+    entry = isolation.resolver
+    if entry is None:
         return
-    problem = resolver.ensure({str(k): str(v) for k, v in entry.items()})
+    problem = resolver.ensure(entry)
     if problem is not None:
         sys.stderr.write(
             f"Warning: names will not resolve in the sandbox: its resolver did not start "
@@ -141,10 +136,10 @@ def exec_replace(argv: list[str]) -> NoReturn:
         raise UnavailableError(f"{argv[0]} is not installed (not found on PATH)") from None
 
 
-def _conflict_banner(state_path: str) -> None:
+def _conflict_banner(store: ProjectStore) -> None:
     """Warn (stderr) about sync conflicts known from the last poll; never blocks the command."""
     try:
-        cache = read_json(os.path.join(os.path.dirname(state_path), "sync-conflicts.json"))
+        cache = read_json(store.conflicts_path)
     except (OSError, ValueError):
         return
     if not cache:
@@ -173,33 +168,34 @@ def run(args: list[str]) -> int:
             "configuration not found: run 'alca init' first",
             hint=f"no .alca.toml in {cwd} or any parent directory",
         )
-    data = read_json(state_file(alca_home_str(), root)) or {}
-    spec = data.get("run_spec")
-    if not isinstance(spec, dict) or not data.get("snapshot"):
+    store = ProjectStore.of(alca_home_str(), root)
+    data = store.load()  # StateFileError (exit 1, file and key named) when it is unreadable
+    spec = data.run_spec
+    if spec is None or not data.snapshot:
         raise AlcaError("no sandbox for this project: run 'alca up' first")
-    if data.get("root_identity") != root_identity(root):
+    if data.root_identity != tuple(root_identity(root)):
         raise RefusedError(
             f"the directory {root} is not the one its sandbox was created for",
             hint="run 'alca down', then 'alca up' to recreate the sandbox here",
         )
-    isolation = spec.get("isolation")
-    if isinstance(isolation, dict) and isolation.get("enforced") and not rules_loaded(isolation):
+    isolation = spec.isolation
+    if isolation is not None and isolation.enforced and not rules_loaded(isolation):
         raise RefusedError(
             "the sandbox's network isolation rules are not loaded: the command was not started",
             hint="run 'alca up' to restore them (they may have been flushed, or the machine "
             "rebooted without the network helper installed)",
         )
-    if isinstance(isolation, dict) and not inside_layer_current(isolation):
+    if isolation is not None and not inside_layer_current(isolation):
         raise RefusedError(
             "the sandbox restarted without alcatraz (or is stopped): its network rules inside "
             "the sandbox are not loaded and its sources were not checked; the command was not "
             "started",
             hint="run 'alca up' to check the workspace and restore them",
         )
-    if isinstance(isolation, dict):
+    if isolation is not None:
         ensure_resolver(isolation)
-    _conflict_banner(state_file(alca_home_str(), root))
-    if not stamps_current(spec.get("stamps", [])):
+    _conflict_banner(store)
+    if not stamps_current(spec.stamps):
         sys.stderr.write(
             "Note: the configuration changed since the last 'alca up'; run 'alca up' to apply it.\n"
         )

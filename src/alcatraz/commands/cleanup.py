@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -32,10 +33,8 @@ def orphan_reason(info: ContainerInfo, home: Path) -> str | None:
         return reason
     from alcatraz import state
 
-    data = state.read_json(
-        state.project_dir(home, Path(info.labels[LABEL_PROJECT_PATH])) / "state.json"
-    )
-    if data is not None and data.get("container_name") != info.name:
+    store = state.ProjectStore.of(home, info.labels[LABEL_PROJECT_PATH])
+    if os.path.exists(store.state_path) and store.load().container_name != info.name:
         return "container name mismatch"
     return None
 
@@ -50,15 +49,18 @@ def _owner_problem(labels: Mapping[str, str], home: Path) -> str | None:
     root = Path(path)
     if not root.is_dir():
         return "project directory does not exist"
-    try:
-        data = state.read_json(state.project_dir(home, root) / "state.json")
-    except (OSError, ValueError):
-        return "failed to load state file"
-    if data is None:
+    from alcatraz.errors import AlcaError
+
+    store = state.ProjectStore.of(home, root)
+    if not os.path.exists(store.state_path):
         return "state file does not exist"
-    if not data.get("project_id"):
+    try:
+        project_id = store.load().project_id
+    except AlcaError:  # StateFileError: not JSON, or a key of the wrong type
+        return "failed to load state file"
+    if not project_id:
         return "state file is empty"
-    if data.get("project_id") != labels.get(LABEL_PROJECT_ID):
+    if project_id != labels.get(LABEL_PROJECT_ID):
         return "project ID mismatch"
     return None
 
@@ -229,20 +231,21 @@ def _remove_network(app: App, runtime: Runtime, network: NetworkInfo, reason: st
         command = None
     from alcatraz import state
     from alcatraz.network import resolver
+    from alcatraz.statefile import IsolationRecord
 
     path = network.labels.get(LABEL_PROJECT_PATH)
-    record = {
-        "key": project_key(network.labels[LABEL_PROJECT_ID]),
-        "interface": network.interface,
-        "network": network.name,
-        "nft": command,
+    record = IsolationRecord(
+        key=project_key(network.labels[LABEL_PROJECT_ID]),
+        interface=network.interface,
+        network=network.name,
+        nft=None if command is None else tuple(command),
         # The project's resolver, if it still runs (stopped only when its command line
         # proves it serves this network's gateway).
-        "resolver": (
+        resolver=(
             resolver.record(network.gateways[0], str(state.project_dir(app.home, Path(path))), "")
             if path and network.gateways
             else None
         ),
-    }
+    )
     isolation.teardown(app, runtime, record)
     app.step(f"Removed network {printable(network.name)} and its rules ({reason})")

@@ -25,6 +25,7 @@ from alcatraz.proc import Result, Runner
 if TYPE_CHECKING:
     from alcatraz.config.load import Config
     from alcatraz.runtime.base import Runtime
+    from alcatraz.statefile import IsolationRecord
 
 OK: Final = "ok"
 WARN: Final = "warn"
@@ -102,7 +103,7 @@ class _Project:
 
     config: Config | None = None
     project_id: str | None = None
-    record: dict[str, Any] | None = None
+    record: IsolationRecord | None = None
 
 
 def _check_project(app: App, found: _Project) -> list[Check]:
@@ -142,8 +143,7 @@ def _check_project(app: App, found: _Project) -> list[Check]:
     except AlcaError as error:
         return [*checks, Check("trust", FAIL, error.message, _fix_of(error))]
     found.project_id = project.project_id
-    record = project.state.get("isolation")
-    found.record = record if isinstance(record, dict) else None
+    found.record = project.state.isolation
     if approved:
         checks.append(Check("trust", OK, "the configuration is approved on this machine"))
     else:
@@ -392,11 +392,11 @@ def _check_host_ca(app: App, config: Config | None) -> Check:
 
 def _check_names(found: _Project) -> Check | None:
     record = found.record
-    if not record or not record.get("enforced"):
+    if record is None or not record.enforced:
         return None
     from alcatraz.network import resolver
 
-    names = resolver.describe(record.get("resolver"))
+    names = resolver.describe(record.resolver)
     if names["state"] == "engine":
         return Check("names", INFO, "the engine's resolver serves the sandbox")
     upstreams = [str(u) for u in names.get("upstreams") or []]
@@ -423,7 +423,7 @@ def _check_names(found: _Project) -> Check | None:
 def _check_sandbox(app: App, found: _Project) -> Check | None:
     if found.config is None or found.project_id is None:
         return None
-    if not found.record:
+    if found.record is None:
         return Check("sandbox", INFO, "no sandbox network yet", "alca up")
     from alcatraz import isolation
 

@@ -46,7 +46,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     if project.project_id is None or not filesync.needs_sync(config):
         app.out("No sync conflicts.")
         return 0
-    recorded = str(project.state.get("runtime", "")).lower()
+    recorded = project.state.runtime.lower()
     runtime, _ = resolve_runtime(
         recorded if recorded in ("docker", "podman") else config.runtime,
         runner=app.runner,

@@ -22,7 +22,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     root = sandbox.locate(app)
     config = load_config(root, environ=app.environ, cwd=app.cwd)
     project = sandbox.open_project(app, root)
-    record = project.state.get("isolation")
+    record = project.state.isolation
     data: dict[str, Any] = (
         isolation.report(app, config, project.project_id, record, pid=_sandbox_pid(app, project))
         if project.project_id and record
@@ -60,7 +60,7 @@ def _sandbox_pid(app: App, project: Any) -> int:
     from alcatraz.errors import AlcaError
     from alcatraz.runtime.detect import resolve_runtime
 
-    recorded = str(project.state.get("runtime", "")).lower()
+    recorded = project.state.runtime.lower()
     try:
         runtime, _ = resolve_runtime(
             recorded if recorded in ("docker", "podman") else "auto",

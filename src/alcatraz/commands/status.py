@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alcatraz.app import App
 from alcatraz.paths import CONFIG_NAME, find_project_root
 from alcatraz.runtime.base import ContainerState
+
+if TYPE_CHECKING:
+    from alcatraz.statefile import RunSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,17 +65,17 @@ def _collect(app: App) -> dict[str, Any]:
             app,
             config,
             project.project_id,
-            project.state.get("isolation"),
+            project.state.isolation,
             pid=info.pid if info is not None else 0,
         )
     except AlcaError as error:
         report["isolation"] = {"state": "unknown", "error": error.message}
-    record = project.state.get("isolation")
-    if isinstance(record, dict) and record.get("enforced"):
+    record = project.state.isolation
+    if record is not None and record.enforced:
         from alcatraz.network import resolver
 
-        report["names"] = resolver.describe(record.get("resolver"))
-    _check_inside_layer(report, project.state.get("run_spec"))
+        report["names"] = resolver.describe(record.resolver)
+    _check_inside_layer(report, project.state.run_spec)
     if info is None:
         report["container"] = {"state": ContainerState.NOT_FOUND.value}
         return report
@@ -106,21 +109,21 @@ def _collect(app: App) -> dict[str, Any]:
         except AlcaError as error:
             report["sync"] = {"error": error.message}
     report["drift"] = drift.compare(
-        project.state.get("snapshot") or {},
+        project.state.snapshot or {},
         drift.snapshot(config, protect.snapshot(config)),
-        old_engine=str(project.state.get("runtime", "")),
+        old_engine=project.state.runtime,
         new_engine=runtime.name,
     )
     report["drift"] += _source_drift(config, project, info)
     return report
 
 
-def _check_inside_layer(report: dict[str, Any], spec: object) -> None:
+def _check_inside_layer(report: dict[str, Any], spec: RunSpec | None) -> None:
     """A sandbox restarted without alcatraz lost its in-namespace layer (decision 0010)."""
     from alcatraz.state import inside_layer_current
 
-    record = spec.get("isolation") if isinstance(spec, dict) else None
-    if isinstance(record, dict) and not inside_layer_current(record):
+    record = spec.isolation if spec is not None else None
+    if record is not None and not inside_layer_current(record):
         if report["isolation"].get("state") == "enabled":
             report["isolation"]["state"] = "missing"
         report["isolation"]["inside"] = "missing"

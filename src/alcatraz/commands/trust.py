@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from alcatraz import state, trust
+from alcatraz import trust
 from alcatraz.app import App
 from alcatraz.errors import RefusedError
 
@@ -21,7 +21,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     root = sandbox.locate(app)
     config = sandbox.load(app, root)
     project = sandbox.open_project(app, root)
-    with state.project_lock(project.state_dir):
+    with project.store.lock():
         result = trust.check(config, project.state_dir)
         if result.approved:
             app.out("Configuration already approved.")

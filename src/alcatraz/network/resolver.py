@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from alcatraz.errors import AlcaError
+from alcatraz.statefile import ResolverEntry
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,56 +45,56 @@ def expected(config: Config) -> bool:
     return not config.allow_all_lan and sys.platform == "linux" and os.geteuid() == 0
 
 
-def start(listen: str, state_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+def start(listen: str, state_dir: Path, environ: Mapping[str, str]) -> ResolverEntry:
     """Start (or find) the project's resolver on `listen`; the record `run` restarts from."""
     entry = record(listen, str(state_dir), resolv_conf_path(environ))
     problem = ensure(entry)
     if problem is not None:
         raise AlcaError(
             f"cannot start the sandbox's resolver on {listen} port 53: {problem}",
-            hint=f"see {entry['log']}; another program may listen on that address's port 53",
+            hint=f"see {entry.log}; another program may listen on that address's port 53",
         )
     return entry
 
 
-def record(listen: str, state_dir: str, resolv_conf: str) -> dict[str, str]:
+def record(listen: str, state_dir: str, resolv_conf: str) -> ResolverEntry:
     """What the isolation record keeps about the resolver (`alca run` restarts from it)."""
-    return {
-        "listen": listen,
-        "pidfile": os.path.join(state_dir, PIDFILE),
-        "log": os.path.join(state_dir, LOGFILE),
-        "resolv_conf": resolv_conf,
-    }
+    return ResolverEntry(
+        listen=listen,
+        pidfile=os.path.join(state_dir, PIDFILE),
+        log=os.path.join(state_dir, LOGFILE),
+        resolv_conf=resolv_conf,
+    )
 
 
 def resolv_conf_path(environ: Mapping[str, str]) -> str:
     return environ.get(RESOLV_CONF_ENV) or "/etc/resolv.conf"
 
 
-def argv(entry: dict[str, str]) -> list[str]:
+def argv(entry: ResolverEntry) -> list[str]:
     return [
         sys.executable,
         "-m",
         MODULE,
         "--listen",
-        entry["listen"],
+        entry.listen,
         "--pidfile",
-        entry["pidfile"],
+        entry.pidfile,
         "--resolv-conf",
-        entry.get("resolv_conf") or "/etc/resolv.conf",
+        entry.resolv_conf or "/etc/resolv.conf",
     ]
 
 
-def running(entry: dict[str, str]) -> int | None:
+def running(entry: ResolverEntry) -> int | None:
     """The pid of the project's resolver when it runs, else None."""
     try:
-        with open(entry["pidfile"], encoding="ascii") as handle:
+        with open(entry.pidfile, encoding="ascii") as handle:
             pid = int(handle.read().strip() or "0")
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             words = handle.read().split(b"\0")
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
         return None
-    wanted = (MODULE.encode(), entry["listen"].encode(), entry["pidfile"].encode())
+    wanted = (MODULE.encode(), entry.listen.encode(), entry.pidfile.encode())
     if pid <= 0 or not all(word in words for word in wanted):
         return None
     try:  # a process in a container (another pid namespace) is never ours
@@ -104,10 +105,10 @@ def running(entry: dict[str, str]) -> int | None:
     return pid
 
 
-def spawn(entry: dict[str, str]) -> str | None:
+def spawn(entry: ResolverEntry) -> str | None:
     """Start the resolver detached; None when it is ready, else why it is not."""
     read_end, write_end = os.pipe()
-    log = os.open(entry["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log = os.open(entry.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
     actions = [
         (os.POSIX_SPAWN_DUP2, devnull, 0),
@@ -130,9 +131,7 @@ def spawn(entry: dict[str, str]) -> str | None:
         _reap_later(pid)
         return None
     _reap_later(pid)
-    return (
-        answer.removeprefix("error: ") or "it exited without saying why (see " + entry["log"] + ")"
-    )
+    return answer.removeprefix("error: ") or "it exited without saying why (see " + entry.log + ")"
 
 
 def _read_line(fd: int, timeout: float) -> str:
@@ -155,35 +154,34 @@ def _reap_later(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def ensure(entry: dict[str, str]) -> str | None:
+def ensure(entry: ResolverEntry) -> str | None:
     """Running, or started now; None when fine, else why it could not start."""
     if running(entry) is not None:
         return None
     return spawn(entry)
 
 
-def describe(entry: object) -> dict[str, Any]:
+def describe(entry: ResolverEntry | None) -> dict[str, Any]:
     """The resolver as `status` and `doctor` show it: state, address, the host's resolvers."""
-    if not isinstance(entry, dict) or not entry.get("listen"):
+    if entry is None or not entry.listen:
         return {"state": "engine"}  # the engine's own resolver serves the sandbox
     from alcatraz.network.dnsproxy import parse_resolv_conf
 
-    fields = {str(k): str(v) for k, v in entry.items()}
-    path = fields.get("resolv_conf") or "/etc/resolv.conf"
+    path = entry.resolv_conf or "/etc/resolv.conf"
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             upstreams = parse_resolv_conf(handle.read(65536))
     except OSError:
         upstreams = []
     return {
-        "state": "running" if running(fields) is not None else "stopped",
-        "listen": fields["listen"],
+        "state": "running" if running(entry) is not None else "stopped",
+        "listen": entry.listen,
         "upstreams": upstreams,
         "resolv_conf": path,
     }
 
 
-def stop(entry: dict[str, str], *, timeout: float = 3.0) -> bool:
+def stop(entry: ResolverEntry, *, timeout: float = 3.0) -> bool:
     """End the project's resolver (only after its command line proves it); True if it ran."""
     pid = running(entry)
     if pid is None:

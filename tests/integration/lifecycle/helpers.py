@@ -285,6 +285,7 @@ def remove_project_networks(engine: str, root: Path) -> set[str]:
     from alcatraz import isolation
     from alcatraz.network.firewall import firewall_for
     from alcatraz.network.plan import project_key
+    from alcatraz.statefile import IsolationRecord
     from tests.integration.conftest import make_runtime
 
     names = networks_with_project_path(engine, root)
@@ -303,12 +304,12 @@ def remove_project_networks(engine: str, root: Path) -> set[str]:
         info = runtime.network_inspect(name)
         project_id = info.labels.get("alca.project.id", "") if info else ""
         project_ids.add(project_id)
-        record = {
-            "key": project_key(project_id) if project_id else "",
-            "interface": info.interface if info else "",
-            "network": name,
-            "nft": command,
-        }
+        record = IsolationRecord(
+            key=project_key(project_id) if project_id else "",
+            interface=info.interface if info else "",
+            network=name,
+            nft=None if command is None else tuple(command),
+        )
         isolation.teardown(app, runtime, record)
     return project_ids
 

@@ -1,0 +1,395 @@
+"""The types of a project's `state.json`, each with one validating reader and a writer.
+
+`ProjectState` is the file; `RunSpec` is the contract between `alca up` and every `alca run`;
+`IsolationRecord` says which network and rules guard the sandbox (with `inside`, the init
+its second layer was loaded into, and `resolver`, the project's resolver).
+
+`from_json` is the only way in: a value of the wrong type raises `StateFileError`, which
+names the file and the key, instead of letting a `KeyError` or a wrong truth test surface
+later (on the run path that would be a traceback or a check skipped). Unknown top-level
+keys are kept and written back (`ProjectState.extra`), so a field added later survives a
+round trip through this version; unknown keys inside the records are ignored, because `up`
+always rewrites a record whole.
+
+Standard library only, and cheap: `alca run` reads the file on every call, and its import
+guard (tests/unit/test_startup.py) forbids `dataclasses` (it imports `inspect`), so the
+types are `NamedTuple`s: immutable, typed, compared by value. No `from __future__ import
+annotations` here: `NamedTuple` would compile each field's annotation string (~0.5 ms).
+"""
+
+from typing import Any, Final, NamedTuple
+
+from alcatraz.errors import AlcaError
+
+#: The layout `to_json` writes. Version 1 is the layout of the untyped code, unchanged.
+STATE_VERSION: Final = 1
+#: The fix every state file error suggests (the file is alcatraz's, never the project's).
+STATE_FIX: Final = (
+    "move the file aside and run 'alca up' to start afresh ('alca cleanup' then removes "
+    "the old sandbox)"
+)
+
+
+class StateFileError(AlcaError):
+    """A state file alcatraz cannot read: not JSON, a key of the wrong type, too new."""
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(
+        type(value), "a list" if isinstance(value, list) else "an object"
+    )
+
+
+class _Reader:
+    """Reads the keys of one JSON object, naming the file and the key path in errors."""
+
+    __slots__ = ("data", "file", "prefix")
+
+    def __init__(self, data: object, file: str, prefix: str = "") -> None:
+        if not isinstance(data, dict):
+            where = f"key {prefix.rstrip('.')}" if prefix else "the file"
+            raise StateFileError(
+                f"state file {file}: {where} should be an object, not {_type_name(data)}",
+                hint=STATE_FIX,
+            )
+        self.data: dict[str, Any] = data
+        self.file = file
+        self.prefix = prefix
+
+    def fail(self, key: str, expected: str) -> StateFileError:
+        value = self.data.get(key)
+        return StateFileError(
+            f"state file {self.file}: key {self.prefix}{key} should be {expected}, "
+            f"not {_type_name(value)}",
+            hint=STATE_FIX,
+        )
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self.fail(key, "a string")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key) if self.data.get(key) is not None else None
+
+    def flag(self, key: str) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise self.fail(key, "true or false")
+        return value
+
+    def number(self, key: str, default: int) -> int:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(key, "a whole number")
+        return value
+
+    def numbers(self, key: str, length: int) -> tuple[int, ...] | None:
+        """A list of exactly `length` whole numbers (device/inode pairs), or None."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not (
+            isinstance(value, list) and len(value) == length and all(_is_int(v) for v in value)
+        ):
+            raise self.fail(key, f"a list of {length} whole numbers")
+        return tuple(value)
+
+    def texts(self, key: str) -> tuple[str, ...] | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "a list of strings")
+        return tuple(value)
+
+    def table(self, key: str) -> dict[str, Any] | None:
+        """An object whose values belong to another module (the drift snapshot)."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(key, "an object")
+        return value
+
+    def text_table(self, key: str) -> dict[str, str]:
+        value = self.table(key) or {}
+        if not all(isinstance(v, str) for v in value.values()):
+            raise self.fail(key, "an object of strings")
+        return dict(value)
+
+    def child(self, key: str) -> "_Reader | None":
+        value = self.data.get(key)
+        if value is None:
+            return None
+        return _Reader(value, self.file, f"{self.prefix}{key}.")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class ResolverEntry(NamedTuple):
+    """The project's resolver (`alcatraz.network.resolver`): `alca run` restarts it from this."""
+
+    listen: str
+    pidfile: str
+    log: str
+    resolv_conf: str = ""
+
+    @classmethod
+    def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> "ResolverEntry":
+        read = _Reader(data, file, prefix)
+        for key in ("listen", "pidfile", "log"):
+            if not isinstance(read.data.get(key), str):
+                raise read.fail(key, "a string")
+        return cls(
+            read.text("listen"), read.text("pidfile"), read.text("log"), read.text("resolv_conf")
+        )
+
+    def to_json(self) -> dict[str, str]:
+        return self._asdict()
+
+
+class IsolationRecord(NamedTuple):
+    """The network and rules that guard a sandbox, as `up` loaded them.
+
+    A record `down` rebuilds after an interrupted `up` (`isolation.fallback_record`) has
+    no subnet, gateway or digest.
+    """
+
+    network: str = ""
+    interface: str = ""
+    subnet: str | None = None
+    gateway: str | None = None
+    key: str = ""
+    digest: str = ""
+    enforced: bool = False
+    allow_all: bool = False
+    nft: tuple[str, ...] | None = None  # the nft command line, or None without a firewall
+    resolver: ResolverEntry | None = None
+    #: [pid, start time] of the init the in-namespace layer was loaded into (None: no layer);
+    #: the start time is None when the process was already gone.
+    inside: tuple[int, int | None] | None = None
+
+    @classmethod
+    def from_json(
+        cls, data: object, file: str = "state.json", prefix: str = ""
+    ) -> "IsolationRecord":
+        read = _Reader(data, file, prefix)
+        resolver = read.child("resolver")
+        return cls(
+            network=read.text("network"),
+            interface=read.text("interface"),
+            subnet=read.optional_text("subnet"),
+            gateway=read.optional_text("gateway"),
+            key=read.text("key"),
+            digest=read.text("digest"),
+            enforced=read.flag("enforced"),
+            allow_all=read.flag("allow_all"),
+            nft=read.texts("nft"),
+            resolver=(
+                None
+                if resolver is None
+                else ResolverEntry.from_json(resolver.data, file, resolver.prefix)
+            ),
+            inside=_inside(read),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "network": self.network,
+            "interface": self.interface,
+            "subnet": self.subnet,
+            "gateway": self.gateway,
+            "key": self.key,
+            "digest": self.digest,
+            "enforced": self.enforced,
+            "allow_all": self.allow_all,
+            "nft": None if self.nft is None else list(self.nft),
+            "resolver": None if self.resolver is None else self.resolver.to_json(),
+        }
+        if self.inside is not None:
+            data["inside"] = list(self.inside)
+        return data
+
+
+def _inside(read: _Reader) -> tuple[int, int | None] | None:
+    value = read.data.get("inside")
+    if value is None:
+        return None
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and _is_int(value[0])
+        and (value[1] is None or _is_int(value[1]))
+    ):
+        raise read.fail("inside", "a list [pid, start time] of whole numbers")
+    return (value[0], value[1])
+
+
+#: (path, mtime_ns, size) of one configuration file, as `up` saw it.
+Stamp = tuple[str, int, int]
+
+
+class RunSpec(NamedTuple):
+    """What `alca run` needs without parsing TOML (`sandbox.run_spec` builds it at `up`)."""
+
+    executable: str
+    container: str
+    workdir: str
+    project_root: str
+    enter: str = ""
+    override_envs: dict[str, str] = {}  # noqa: RUF012 - never mutated; the JSON is rebuilt
+    stamps: tuple[Stamp, ...] = ()
+    isolation: IsolationRecord | None = None
+
+    @classmethod
+    def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> "RunSpec":
+        read = _Reader(data, file, prefix)
+        for key in ("executable", "container", "workdir", "project_root"):
+            if not isinstance(read.data.get(key), str):
+                raise read.fail(key, "a string")
+        isolation = read.child("isolation")
+        return cls(
+            executable=read.text("executable"),
+            container=read.text("container"),
+            workdir=read.text("workdir"),
+            project_root=read.text("project_root"),
+            enter=read.text("enter"),
+            override_envs=read.text_table("override_envs"),
+            stamps=_stamps(read),
+            isolation=(
+                None
+                if isolation is None
+                else IsolationRecord.from_json(isolation.data, file, isolation.prefix)
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "isolation": None if self.isolation is None else self.isolation.to_json(),
+            "executable": self.executable,
+            "container": self.container,
+            "workdir": self.workdir,
+            "project_root": self.project_root,
+            "enter": self.enter,
+            "override_envs": dict(self.override_envs),
+            "stamps": [list(stamp) for stamp in self.stamps],
+        }
+
+
+def _stamps(read: _Reader) -> tuple[Stamp, ...]:
+    value = read.data.get("stamps")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(s, list)
+        and len(s) == 3
+        and isinstance(s[0], str)
+        and _is_int(s[1])
+        and _is_int(s[2])
+        for s in value
+    ):
+        raise read.fail("stamps", "a list of [path, mtime_ns, size]")
+    return tuple((s[0], s[1], s[2]) for s in value)
+
+
+#: The top-level keys `ProjectState` knows; others are kept in `extra`.
+_KNOWN: Final = frozenset(
+    (
+        "version",
+        "project_id",
+        "project_path",
+        "root_identity",
+        "container_name",
+        "runtime",
+        "created_at",
+        "snapshot",
+        "setup_done",
+        "source_pins",
+        "isolation",
+        "run_spec",
+    )
+)
+
+
+class ProjectState(NamedTuple):
+    """A project's `state.json`. Missing and null keys read alike (as the untyped code did).
+
+    `snapshot` (the configuration `up` built from, compared by `alcatraz.drift`) and
+    `source_pins` (workspace sources' identities, `alcatraz.sources`) belong to those
+    modules: here they are only checked to be objects.
+    """
+
+    version: int = STATE_VERSION
+    project_id: str | None = None
+    project_path: str | None = None
+    root_identity: tuple[int, ...] | None = None  # (st_dev, st_ino) of the project root
+    container_name: str | None = None
+    runtime: str = ""  # the engine the container was created with
+    created_at: str | None = None
+    snapshot: dict[str, Any] | None = None
+    setup_done: bool = False
+    source_pins: dict[str, Any] | None = None
+    isolation: IsolationRecord | None = None
+    run_spec: RunSpec | None = None
+    extra: dict[str, Any] = {}  # noqa: RUF012 - unknown keys, written back as they were
+
+    @classmethod
+    def from_json(cls, data: object, file: str = "state.json") -> "ProjectState":
+        read = _Reader(data, file)
+        version = read.number("version", 1)  # files always carried it; 1 if not
+        if version > STATE_VERSION or version < 1:
+            raise StateFileError(
+                f"state file {file} has version {version}; this alcatraz reads versions 1 "
+                f"to {STATE_VERSION} (a newer alcatraz wrote it?)",
+                hint="use the newer alcatraz, or " + STATE_FIX,
+            )
+        isolation = read.child("isolation")
+        spec = read.child("run_spec")
+        return cls(
+            version=STATE_VERSION,
+            project_id=read.optional_text("project_id"),
+            project_path=read.optional_text("project_path"),
+            root_identity=read.numbers("root_identity", 2),
+            container_name=read.optional_text("container_name"),
+            runtime=read.text("runtime"),
+            created_at=read.optional_text("created_at"),
+            snapshot=read.table("snapshot"),
+            setup_done=read.flag("setup_done"),
+            source_pins=read.table("source_pins"),
+            isolation=(
+                None
+                if isolation is None
+                else IsolationRecord.from_json(isolation.data, file, isolation.prefix)
+            ),
+            run_spec=None if spec is None else RunSpec.from_json(spec.data, file, spec.prefix),
+            extra={k: v for k, v in read.data.items() if k not in _KNOWN},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "version": STATE_VERSION,
+            "project_id": self.project_id,
+            "project_path": self.project_path,
+            "root_identity": None if self.root_identity is None else list(self.root_identity),
+            "container_name": self.container_name,
+            "runtime": self.runtime,
+            "created_at": self.created_at,
+            "snapshot": self.snapshot,
+            "setup_done": self.setup_done,
+            "source_pins": self.source_pins,
+            "isolation": None if self.isolation is None else self.isolation.to_json(),
+            "run_spec": None if self.run_spec is None else self.run_spec.to_json(),
+        }
