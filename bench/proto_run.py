@@ -2,7 +2,7 @@
 
 Two shapes, timed as fresh processes by `bench/run.py`:
 
-- default: today's `alcatraz.cli._fast` (same imports, same checks: project root, cached
+- default: today's `alcatraz.sandbox.enter` (same imports, same checks: project root, cached
   run-spec, identity, nft rules check, config stamps), but the final `os.execvp` of
   `docker|podman exec` is replaced by `engine_api.exec_run` when stdin is not a terminal;
 - `--lean`: the same steps written with the imports trimmed (no `typing`, `contextlib`,
@@ -46,9 +46,9 @@ def _api_exec(spec: dict[str, object], args: list[str], cwd: str, workdir: str) 
 
 def run_today(args: list[str]) -> int:
     """`_fast.run` with its imports, API instead of exec for non-TTY stdin."""
-    from alcatraz.cli import _fast
     from alcatraz.errors import RefusedError
     from alcatraz.paths import alca_home_str, find_root
+    from alcatraz.sandbox import enter as _fast
     from alcatraz.state import read_json, root_identity, stamps_current, state_file
 
     cwd = os.getcwd()

@@ -14,8 +14,8 @@ RUN_VARIANTS = {
     "engine_cli": "`<engine> exec -i -e … -w /workspace <ctr> true` (what `alca run` execs)",
     "alca_run": "`alca run true`, console script as installed",
     "alca_run_clean": "`alca run true`, `python -S` (no site-packages `.pth` hooks)",
-    "api_proto": "API prototype, today's `_fast` imports, as installed",
-    "api_proto_clean": "API prototype, today's `_fast` imports, `python -S`",
+    "api_proto": "API prototype, today's `sandbox.enter` imports, as installed",
+    "api_proto_clean": "API prototype, today's `sandbox.enter` imports, `python -S`",
     "api_proto_lean_clean": "API prototype, trimmed imports, `python -S`",
     "api_inprocess": "API exec alone, in-process (no interpreter start)",
 }

@@ -369,10 +369,10 @@ class Project:
         """Whether the kernel enforces exactly this project's configured policy on its
         network's bridge (alcatraz's own digest check, fed from the engine and the config)."""
         from alcatraz.config.load import load_config
-        from alcatraz.isolation import _network_from_info
         from alcatraz.network.firewall import Firewall
         from alcatraz.network.plan import make_policy
         from alcatraz.proc import SubprocessRunner
+        from alcatraz.sandbox.network import network_from_info as _network_from_info
 
         info = network_info(self.engine, self.network)
         if info is None:

@@ -199,8 +199,8 @@ def test_programs_see_the_apps_environment(tmp_path: Path) -> None:
 def test_sandbox_rules_state_comes_from_the_isolation_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str, status: str
 ) -> None:
-    from alcatraz import isolation
     from alcatraz import state as state_module
+    from alcatraz.sandbox import netreport as isolation
 
     app = make_app(tmp_path, bin_dir(tmp_path))
     (app.cwd / ".alca.toml").write_text('image = "alpine:3.21"\n')

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from alcatraz import drift, state, trust
-from alcatraz.cli._fast import build_argv, container_workdir, single_quote
+from alcatraz import state
 from alcatraz.config.load import load_config
+from alcatraz.sandbox import drift, trust
+from alcatraz.sandbox.enter import build_argv, container_workdir, single_quote
 from alcatraz.statefile import RunSpec
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import alcatraz
-from alcatraz import cli, filesync, sandbox, state
+from alcatraz import cli, state
 from alcatraz.app import App
 from alcatraz.cli import parser
 from alcatraz.commands import cleanup, list_
@@ -27,6 +27,8 @@ from alcatraz.runtime.base import (
     ContainerInfo,
     ContainerState,
 )
+from alcatraz.sandbox import filesync
+from alcatraz.sandbox import project as sandbox
 from alcatraz.statefile import ProjectState
 
 #: What an agent can put in a file name, a config value or an engine's error text.
@@ -102,7 +104,7 @@ def test_quote_uses_the_same_escapes_and_keeps_quotes_unambiguous() -> None:
 DIRECT_WRITERS = {
     "app.py": "the App's own output methods",
     "cli/__init__.py": "the error boundary: printable_lines(error.render())",
-    "cli/_fast.py": "alca run's few lines, each value made printable",
+    "sandbox/enter.py": "alca run's few lines, each value made printable",
     "proc.py": "debug lines and streamed child output, made printable",
     "network/dnsproxy.py": "a daemon's startup line to its parent's pipe, no terminal",
     "config/reference.py": "the docs generator's own messages (a development script)",

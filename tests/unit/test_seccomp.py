@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from alcatraz import drift, seccomp
+from alcatraz import seccomp
 from alcatraz.runtime.base import ContainerSpec
 from alcatraz.runtime.docker import DockerRuntime
+from alcatraz.sandbox import drift
 
 BASE: dict[str, Any] = {
     "defaultAction": "SCMP_ACT_ERRNO",

@@ -35,7 +35,7 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_run_path_imports_nothing_heavy() -> None:
-    loaded = _modules_after("import alcatraz.cli, alcatraz.cli._fast")
+    loaded = _modules_after("import alcatraz.cli, alcatraz.sandbox.enter")
     top_level = {name.split(".")[0] for name in loaded}
     assert not (HEAVY & top_level), sorted(HEAVY & top_level)
     assert len(loaded) < 40, sorted(loaded)

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get("ALCA_DEBUG", "") not in ("", "0")
     try:
         if args[:1] == ["run"] and args[1:2] not in (["-h"], ["--help"]):
-            from alcatraz.cli._fast import run
+            from alcatraz.sandbox.enter import run
 
             return run(args[1:])
         from alcatraz.cli.parser import dispatch

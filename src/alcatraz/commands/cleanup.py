@@ -113,9 +113,9 @@ def _runtimes(app: App) -> list[Runtime]:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import filesync
     from alcatraz.errors import AlcaError
-    from alcatraz.sandbox import owner_label
+    from alcatraz.sandbox import filesync
+    from alcatraz.sandbox.project import owner_label
     from alcatraz.sync.mutagen import valid_label_value
 
     owner = owner_label(app)
@@ -219,10 +219,10 @@ def _all_orphan_networks(app: App, owner: str) -> list[tuple[Runtime, NetworkInf
 
 def _remove_network(app: App, runtime: Runtime, network: NetworkInfo, reason: str) -> None:
     """The network's rules, then the network (its container is already gone)."""
-    from alcatraz import isolation
     from alcatraz.errors import AlcaError
     from alcatraz.network.firewall import firewall_for
     from alcatraz.network.plan import project_key
+    from alcatraz.sandbox import guard as isolation
 
     command: list[str] | None = None
     try:

@@ -135,7 +135,8 @@ def _check_project(app: App, found: _Project) -> list[Check]:
         ]
     found.config = config
     checks = [Check("config", OK, f"{path} loads"), _agent_config_check(app, config)]
-    from alcatraz import sandbox, trust
+    from alcatraz.sandbox import project as sandbox
+    from alcatraz.sandbox import trust
 
     try:
         project = sandbox.open_project(app, root)
@@ -254,8 +255,9 @@ def _check_engines(
 
 
 def _check_network(app: App, runner: Runner, config: Config | None, engine: str) -> list[Check]:
-    from alcatraz.isolation import Helper, needs_firewall
     from alcatraz.network.firewall import firewall_for
+    from alcatraz.sandbox.guard import needs_firewall
+    from alcatraz.sandbox.nethelper import Helper
 
     severity = FAIL if config is None or needs_firewall(config) else WARN
     helper = Helper(app, engine)
@@ -334,7 +336,7 @@ def _bridge_check() -> Check:
 
 
 def _check_mutagen(app: App, runner: Runner, config: Config | None, engine: str) -> Check:
-    from alcatraz import filesync
+    from alcatraz.sandbox import filesync
     from alcatraz.sync.mutagen import INSTALL_HINT, Mutagen
 
     needed = config is None or filesync.needs_sync(config)
@@ -354,7 +356,8 @@ def _check_mutagen(app: App, runner: Runner, config: Config | None, engine: str)
 
 
 def _check_setuid_guard(app: App, config: Config | None) -> Check:
-    from alcatraz import sandbox, seccomp
+    from alcatraz import seccomp
+    from alcatraz.sandbox import spec as sandbox
 
     if sys.platform == "darwin":
         return Check("setuid-guard", INFO, "not needed: the engine's VM writes files as you")
@@ -425,7 +428,7 @@ def _check_sandbox(app: App, found: _Project) -> Check | None:
         return None
     if found.record is None:
         return Check("sandbox", INFO, "no sandbox network yet", "alca up")
-    from alcatraz import isolation
+    from alcatraz.sandbox import netreport as isolation
 
     try:
         result = isolation.report(app, found.config, found.project_id, found.record)

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import lifecycle
+    from alcatraz.sandbox.down import down
 
-    lifecycle.down(app, force=args.force)
+    down(app, force=args.force)
     return 0

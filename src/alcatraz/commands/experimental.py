@@ -34,10 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import filesync, sandbox
     from alcatraz.config.load import load_config
     from alcatraz.runtime.base import ContainerState
     from alcatraz.runtime.detect import resolve_runtime
+    from alcatraz.sandbox import filesync
+    from alcatraz.sandbox import project as sandbox
 
     app.err(WARNING.removesuffix("\n"))
     root = sandbox.locate(app)
@@ -101,7 +102,7 @@ def _resolve(
     container: str,
     conflicts: list[Conflict],
 ) -> int:
-    from alcatraz import filesync
+    from alcatraz.sandbox import filesync
     from alcatraz.sync.conflicts import check_inside, deletion_for
     from alcatraz.sync.mutagen import project_selector
 

@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import isolation, sandbox
     from alcatraz.config.load import load_config
+    from alcatraz.sandbox import netreport as isolation
+    from alcatraz.sandbox import project as sandbox
 
     root = sandbox.locate(app)
     config = load_config(root, environ=app.environ, cwd=app.cwd)
@@ -56,9 +57,9 @@ def main(args: argparse.Namespace, app: App) -> int:
 
 def _sandbox_pid(app: App, project: Any) -> int:
     """The running sandbox's pid (0 if none), to read the layer in its own namespace too."""
-    from alcatraz import sandbox
     from alcatraz.errors import AlcaError
     from alcatraz.runtime.detect import resolve_runtime
+    from alcatraz.sandbox import project as sandbox
 
     recorded = project.state.runtime.lower()
     try:

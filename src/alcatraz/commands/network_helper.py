@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from alcatraz.app import App
 
 if TYPE_CHECKING:
-    from alcatraz.isolation import Helper
+    from alcatraz.sandbox.nethelper import Helper
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import isolation
+    from alcatraz.sandbox import nethelper as isolation
 
     helper = isolation.Helper.for_app(app)
     if args.helper_command == "status":

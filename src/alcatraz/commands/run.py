@@ -1,4 +1,4 @@
-"""`alca run <cmd> [args...]`: argparse front for help; the work is in `cli._fast`."""
+"""`alca run <cmd> [args...]`: argparse front for help; the work is in `sandbox.enter`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz.cli._fast import run
+    from alcatraz.sandbox.enter import run
 
     return run(list(args.command))

@@ -19,10 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _collect(app: App) -> dict[str, Any]:
-    from alcatraz import drift, protect, sandbox
+    from alcatraz import protect
     from alcatraz.config.load import load_config
     from alcatraz.errors import AlcaError
     from alcatraz.runtime.detect import resolve_runtime
+    from alcatraz.sandbox import drift
+    from alcatraz.sandbox import project as sandbox
 
     root = find_project_root(app.cwd)
     if root is None:
@@ -53,7 +55,7 @@ def _collect(app: App) -> dict[str, Any]:
         report["container"] = None
         report["isolation"] = {"state": "off" if config.allow_all_lan else "none"}
         return report
-    from alcatraz import isolation
+    from alcatraz.sandbox import netreport as isolation
 
     info = sandbox.find_container(runtime, project)
     if info is None:
@@ -86,7 +88,7 @@ def _collect(app: App) -> dict[str, Any]:
         "image": info.image,
         "started_at": info.started_at,
     }
-    from alcatraz import filesync
+    from alcatraz.sandbox import filesync
 
     if filesync.needs_sync(config) and info.state is ContainerState.RUNNING:
         try:
@@ -131,11 +133,14 @@ def _check_inside_layer(report: dict[str, Any], spec: RunSpec | None) -> None:
 
 def _source_drift(config: Any, project: Any, info: Any) -> list[str]:
     """Replaced or linked workspace sources count as drift (decision 0010)."""
-    from alcatraz import lifecycle, sources
+    from alcatraz import sources
     from alcatraz.errors import RefusedError
+    from alcatraz.sandbox import drift
 
     try:
-        return lifecycle.source_drift(project, info, sources.pins(config))
+        return drift.source_drift(
+            project.state.source_pins, info.restart_policy, sources.pins(config)
+        )
     except RefusedError as error:
         return [f"Workspace: {error.message}"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from alcatraz import trust
 from alcatraz.app import App
 from alcatraz.errors import RefusedError
+from alcatraz.sandbox import trust
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import sandbox
+    from alcatraz.sandbox import project as sandbox
 
     root = sandbox.locate(app)
     config = sandbox.load(app, root)

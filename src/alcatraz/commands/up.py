@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz import lifecycle
+    from alcatraz.sandbox.up import up
 
-    lifecycle.up(app, force=args.force, assume_yes=args.yes)
+    up(app, force=args.force, assume_yes=args.yes)
     return 0

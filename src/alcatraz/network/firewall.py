@@ -174,6 +174,10 @@ class Firewall:
             and nat in current.chains
         )
 
+    def delete_table(self) -> None:
+        """Drop alcatraz's whole table (`alca network-helper uninstall`; ours alone)."""
+        self._nft(["delete", "table", nft.FAMILY, nft.TABLE])
+
     def remove(self, key: str, interfaces: Iterable[str]) -> None:
         current = self.read()
         if not current.exists:

@@ -282,9 +282,9 @@ def remove_project_networks(engine: str, root: Path) -> set[str]:
     Only a fallback: `alca down` does this. alcatraz's own teardown is used so the rules are
     removed exactly as they were made.
     """
-    from alcatraz import isolation
     from alcatraz.network.firewall import firewall_for
     from alcatraz.network.plan import project_key
+    from alcatraz.sandbox import guard as isolation
     from alcatraz.statefile import IsolationRecord
     from tests.integration.conftest import make_runtime
 

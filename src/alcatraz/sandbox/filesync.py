@@ -23,6 +23,7 @@ from alcatraz.errors import AlcaError, RefusedError
 from alcatraz.network.plan import project_key
 from alcatraz.paths import CONFIG_NAME
 from alcatraz.runtime.base import Runtime
+from alcatraz.sandbox.plan import needs_sync as needs_sync  # re-exported: the commands ask here
 
 if TYPE_CHECKING:
     from alcatraz.sync.conflicts import Conflict
@@ -62,10 +63,6 @@ def synced_mounts(config: Config) -> list[SyncedMount]:
             ignores += protect.sync_ignores(config, protect.placements_for(config))
         result.append(SyncedMount(index, mount, tuple(dict.fromkeys(ignores))))
     return result
-
-
-def needs_sync(config: Config) -> bool:
-    return any(m.exclude for m in config.all_mounts)
 
 
 def data_dir(app: App, engine: str) -> Path:

@@ -14,7 +14,9 @@ from typing import Any
 from alcatraz.config.expand import env_reference
 from alcatraz.config.load import Config
 from alcatraz.config.netgrammar import render_port
+from alcatraz.printable import printable
 from alcatraz.seccomp import config_needs_guard
+from alcatraz.sources import replaced
 
 
 def snapshot(config: Config, protected: Sequence[str] = ()) -> dict[str, Any]:
@@ -97,4 +99,20 @@ def compare(
         lines.append(f"Setuid guard: {on_off[bool(before)]} → {on_off[bool(after)]}")
     if old.get("host_ca", False) != new.get("host_ca", False):
         lines.append(f"Network.host-ca: {old.get('host_ca', False)} → {new.get('host_ca', False)}")
+    return lines
+
+
+def source_drift(
+    recorded_pins: object, restart_policy: str, current: dict[str, list[int]]
+) -> list[str]:
+    """Drift lines for replaced workspace sources and an engine-driven restart policy."""
+    lines = [
+        f"Mount source ./{printable(path)}: replaced since the container was created"
+        for path in replaced(recorded_pins, current)
+    ]
+    if restart_policy not in ("", "no"):
+        lines.append(
+            f"Restart policy: {printable(restart_policy)} → no "
+            "(only 'alca up' may start the sandbox)"
+        )
     return lines

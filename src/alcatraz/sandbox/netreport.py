@@ -1,0 +1,89 @@
+"""Isolation as the kernel has it now, for `status` and `net log` (reads only)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from typing import Any
+
+from alcatraz.app import App
+from alcatraz.config.load import Config
+from alcatraz.errors import AlcaError
+from alcatraz.network import nft
+from alcatraz.network.firewall import Firewall, TableState
+from alcatraz.network.plan import ProjectNetwork
+from alcatraz.sandbox.guard import in_namespace_of, policy_for
+from alcatraz.statefile import IsolationRecord
+
+
+def report(
+    app: App, config: Config, project_id: str, record: IsolationRecord | None, pid: int = 0
+) -> dict[str, Any]:
+    """Isolation as the kernel has it now, for `status` and `net log`.
+
+    `state` is one of: off, enabled, outdated (rules of an older config), missing, none
+    (no sandbox network yet). With the running container's `pid`, the blocked packets and
+    destinations include what the second layer in its namespace dropped first.
+    """
+    if record is None:
+        return {"state": "none"}
+    result: dict[str, Any] = {
+        "network": record.network,
+        "interface": record.interface,
+        "subnet": record.subnet,
+        "gateway": record.gateway,
+    }
+    if record.allow_all and not config.proxy:
+        return {**result, "state": "off"}
+    command = list(record.nft or ())
+    if not command:
+        return {**result, "state": "missing"}
+    fw = Firewall(app.runner, command)
+    table = fw.read()
+    network = ProjectNetwork(
+        record.network,
+        record.interface,
+        ipaddress.IPv4Network(str(record.subnet)),
+        ipaddress.IPv4Address(str(record.gateway)),
+    )
+    policy = policy_for(project_id, network, config)
+    fwd, inp, _ = nft.chain_names(policy.key)
+    seen4, seen6 = nft.seen_sets(policy.key)
+    if fw.verify(policy, table):
+        state = "enabled"
+    elif table.dispatch.get("fwd_dispatch", {}).get(network.interface) == fwd and table.tags.get(
+        fwd, ""
+    ).startswith(f"alcatraz {policy.key} "):
+        state = "outdated"  # our rules, from another configuration
+    else:
+        state = "missing"  # deleted, flushed or never loaded
+    blocked = table.counters.get(fwd, 0) + table.counters.get(inp, 0)
+    packets: dict[str, int] = {}
+    for address, count in table.seen.get(seen4, []) + table.seen.get(seen6, []):
+        packets[address] = packets.get(address, 0) + count
+    inside = _guard_state(app, command, pid)
+    if inside is not None:
+        blocked += inside.counters.get("output", 0)
+        for address, count in inside.seen.get("seen4", []) + inside.seen.get("seen6", []):
+            packets[address] = packets.get(address, 0) + count
+    seen = sorted(packets.items(), key=lambda item: -item[1])
+    return {
+        **result,
+        "state": state,
+        "blocked": blocked,
+        "destinations": [{"address": a, "packets": p} for a, p in seen],
+    }
+
+
+def _guard_state(app: App, command: list[str], pid: int) -> TableState | None:
+    """The second layer's table in the sandbox's namespace, when it can be read here."""
+    if pid <= 0 or sys.platform != "linux" or os.geteuid() != 0:
+        return None
+    if app.environ.get("ALCA_FIREWALL") == "helper":
+        return None
+    try:
+        table = in_namespace_of(app, pid, command).read(nft.GUARD_TABLE)
+    except AlcaError:
+        return None
+    return table if table.exists else None
