@@ -188,7 +188,10 @@ else
     log "   a dockerd is already running but does not answer yet; waiting for it"
   else
     log "   starting dockerd (log: $DOCKERD_LOG)"
-    setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
+    # Every inherited descriptor above 2 is closed, not only our lock (fd 9): a caller's lock
+    # (`flock FILE scripts/setup-test-env.sh`) would otherwise be held for dockerd's life.
+    setsid python3 -c 'import os, sys; os.closerange(3, 65536); os.execvp(sys.argv[1], sys.argv[1:])' dockerd \
+      >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
     dockerd_pid=$!
   fi
   deadline=$((SECONDS + 60))
