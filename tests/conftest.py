@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,13 +35,6 @@ def _isolated_home(
     monkeypatch.setenv("ALCA_HOME", str(home / ".alcatraz"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("ALCA_DEBUG", raising=False)
-
-
-class FakeTTY(io.StringIO):
-    """A stdin that claims to be a terminal, with scripted answers."""
-
-    def isatty(self) -> bool:
-        return True
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes | None]:

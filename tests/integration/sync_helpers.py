@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 
 from alcatraz import state
-from alcatraz.app import App
 from alcatraz.network.plan import project_key
+from tests.fakes import make_app
 from tests.integration.lifecycle.helpers import (
     IMAGE,
     OnlyTheseObjects,
@@ -384,12 +384,10 @@ class SyncWorkspace:
             ids.update(listed.stdout.split())
             networks.update(networks_with_project_path(self.engine, root))
         out = io.StringIO()
-        app = App(
-            stdin=io.StringIO(),
-            stdout=out,
-            stderr=io.StringIO(),
+        app = make_app(
+            self.base,
             environ=self.env(ALCA_RUNTIME=self.engine),
-            cwd=self.base,
+            stdout=out,
             runner=OnlyTheseObjects(ids, networks),
         )
         code = cleanup.main(argparse.Namespace(yes=True), app)

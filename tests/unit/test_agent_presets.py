@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import tomllib
 from pathlib import Path
@@ -16,6 +15,7 @@ from alcatraz.config import private
 from alcatraz.config.load import load_config
 from alcatraz.errors import AlcaError, ExitCode, UsageError
 from alcatraz.init import agents
+from tests.fakes import project_app
 
 #: target -> (kind, readonly) of every enabled mount, as documented in docs/agents.md.
 #: Kinds: "private" (a sandbox-private directory), "login" (the host login file, writable),
@@ -96,17 +96,9 @@ UNRESTRICTED = {
 
 
 def make_app(tmp_path: Path) -> App:
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return App(
-        stdin=io.StringIO(),
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-        environ={"HOME": str(home), "ALCA_HOME": str(home / ".alcatraz"), "PATH": os.defpath},
-        cwd=project,
-    )
+    """A project App with an existing HOME (where agents keep their settings)."""
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return project_app(tmp_path, path=os.defpath)
 
 
 def run_init(app: App, *argv: str) -> int:

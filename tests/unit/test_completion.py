@@ -9,7 +9,6 @@ zsh through its completion system (compinit, bashcompinit) driven in a pseudo-te
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -18,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from alcatraz.app import App
 from alcatraz.cli.parser import COMMANDS, build_parser
 from alcatraz.commands import completion
 from alcatraz.init import agents, templates
+from tests.fakes import make_app
 
 SYNTAX_CHECK = {"bash": ["bash", "-n"], "zsh": ["zsh", "-n"], "fish": ["fish", "--no-execute"]}
 
@@ -42,7 +41,7 @@ def need(program: str) -> str:
 
 
 def generate(shell: str) -> str:
-    app = App(stdout=io.StringIO(), environ={}, cwd=Path.cwd())
+    app = make_app(Path.cwd())
     namespace = build_parser("completion").parse_args(["completion", shell])
     assert namespace._module.main(namespace, app) == 0
     return app.stdout.getvalue()  # type: ignore[attr-defined]

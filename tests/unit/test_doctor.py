@@ -19,6 +19,7 @@ from alcatraz.proc import SubprocessRunner
 from alcatraz.runtime import detect
 from alcatraz.statefile import IsolationRecord
 from alcatraz.sync.mutagen import INSTALL_HINT
+from tests import fakes
 
 TOOLS = ("docker", "podman", "nft", "mutagen", "sudo", "ip", "git", "sh")
 
@@ -37,24 +38,12 @@ def bin_dir(tmp_path: Path, *without: str) -> Path:
 
 
 def make_app(tmp_path: Path, path: Path, **extra: str) -> App:
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    home = tmp_path / "home"
-    environ = {
-        "HOME": str(home),
-        "ALCA_HOME": str(home / ".alcatraz"),
-        "PATH": str(path),
-        "ALCA_NFT_CONF": str(tmp_path / "nftables.conf"),
-        "ALCA_NFT_DIR": str(tmp_path / "nftables.d"),
+    return fakes.project_app(
+        tmp_path,
+        path=str(path),
+        ALCA_NFT_CONF=str(tmp_path / "nftables.conf"),
+        ALCA_NFT_DIR=str(tmp_path / "nftables.d"),
         **extra,
-    }
-    return App(
-        stdin=io.StringIO(),
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-        environ=environ,
-        cwd=project,
-        runner=SubprocessRunner(),
     )
 
 
@@ -175,7 +164,7 @@ def test_no_project_is_information_not_failure(tmp_path: Path) -> None:
 
 
 def test_exit_zero_when_nothing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = App(stdout=io.StringIO(), environ={}, cwd=tmp_path)
+    app = fakes.make_app(tmp_path)
     reported = [doctor.Check("a", doctor.OK, "fine"), doctor.Check("b", doctor.WARN, "hm", "x")]
     monkeypatch.setattr(doctor, "collect", lambda _app: reported)
     namespace = build_parser("doctor").parse_args(["doctor"])

@@ -21,27 +21,10 @@ from alcatraz.config.load import load_config
 from alcatraz.config.schema import SCHEMA_FILE_NAME, schema_comment
 from alcatraz.errors import AlcaError, ExitCode, UsageError
 from alcatraz.init import templates
-from tests.conftest import FakeTTY, tree_snapshot
+from tests.conftest import tree_snapshot
+from tests.fakes import FakeTTY, project_app
 
 ALL = list(templates.TEMPLATES)
-
-
-def make_app(tmp_path: Path, stdin: io.StringIO | None = None) -> App:
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    home = tmp_path / "home"
-    environ = {
-        "HOME": str(home),
-        "ALCA_HOME": str(home / ".alcatraz"),
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-    }
-    return App(
-        stdin=stdin if stdin is not None else io.StringIO(),
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-        environ=environ,
-        cwd=project,
-    )
 
 
 def run_init(app: App, *argv: str) -> int:
@@ -66,7 +49,7 @@ def err(app: App) -> str:
 
 @pytest.mark.parametrize("name", ALL)
 def test_template_writes_a_file_that_loads(tmp_path: Path, name: str) -> None:
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     assert run_init(app, "-t", name) == ExitCode.OK
     config_path = app.cwd / ".alca.toml"
     config = load_config(app.cwd, environ=app.environ, cwd=app.cwd)
@@ -97,7 +80,7 @@ def test_template_reads_back_exactly(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL)
 def test_file_starts_with_schema_and_reference_comments(tmp_path: Path, name: str) -> None:
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     run_init(app, "--template", name)
     lines = (app.cwd / ".alca.toml").read_text(encoding="utf-8").splitlines()
     assert lines[0] == schema_comment(app.home)
@@ -201,13 +184,13 @@ ENTRIES = ".alca/\n.alca.local.toml\n.alca.*.local.toml\n.alca.mounts/\n"
 
 
 def test_gitignore_is_created_when_missing(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     run_init(app, "-t", "alpine")
     assert (app.cwd / ".gitignore").read_text() == ENTRIES
 
 
 def test_gitignore_keeps_content_and_adds_only_missing_lines(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     (app.cwd / ".gitignore").write_text("node_modules/\n  .alca/  \n# comment\n")
     run_init(app, "-t", "alpine")
     assert (app.cwd / ".gitignore").read_text() == (
@@ -254,7 +237,7 @@ def test_gitignore_with_non_utf8_bytes_is_preserved(tmp_path: Path) -> None:
 
 
 def test_existing_config_is_refused_and_left_byte_identical(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     config = app.cwd / ".alca.toml"
     config.write_bytes(b'image = "mine"\n# keep me\n')
     before = tree_snapshot(app.cwd)
@@ -267,7 +250,7 @@ def test_existing_config_is_refused_and_left_byte_identical(tmp_path: Path) -> N
 
 
 def test_existing_config_is_checked_before_the_menu(tmp_path: Path) -> None:
-    app = make_app(tmp_path, FakeTTY("1\n"))
+    app = project_app(tmp_path, FakeTTY("1\n"))
     (app.cwd / ".alca.toml").write_text("")
     with pytest.raises(AlcaError) as caught:
         run_init(app)
@@ -276,7 +259,7 @@ def test_existing_config_is_checked_before_the_menu(tmp_path: Path) -> None:
 
 
 def test_dangling_symlink_counts_as_existing(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     (app.cwd / ".alca.toml").symlink_to(tmp_path / "elsewhere.toml")
     with pytest.raises(AlcaError) as caught:
         run_init(app, "-t", "nix")
@@ -285,7 +268,7 @@ def test_dangling_symlink_counts_as_existing(tmp_path: Path) -> None:
 
 
 def test_unknown_template_is_a_usage_error_and_writes_nothing(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     with pytest.raises(UsageError) as caught:
         run_init(app, "-t", "ubuntu")
     assert caught.value.exit_code == ExitCode.USAGE
@@ -297,7 +280,7 @@ def test_unknown_template_is_a_usage_error_and_writes_nothing(tmp_path: Path) ->
 
 
 def test_without_terminal_and_template_it_fails_instead_of_prompting(tmp_path: Path) -> None:
-    app = make_app(tmp_path, io.StringIO("1\n"))
+    app = project_app(tmp_path, io.StringIO("1\n"))
     with pytest.raises(UsageError) as caught:
         run_init(app)
     assert "--template" in (caught.value.hint or "")
@@ -309,7 +292,7 @@ def test_without_terminal_and_template_it_fails_instead_of_prompting(tmp_path: P
 
 def test_non_git_argument_is_an_error_not_ignored(tmp_path: Path) -> None:
     """B18: upstream silently ignored it and ran the template flow."""
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     with pytest.raises(UsageError) as caught:
         run_init(app, "https://example.com/presets.git", "-t", "alpine")
     assert "git+" in caught.value.message
@@ -325,7 +308,7 @@ def test_non_git_argument_is_an_error_not_ignored(tmp_path: Path) -> None:
     ],
 )
 def test_conflicting_options(tmp_path: Path, argv: list[str], message: str) -> None:
-    app = make_app(tmp_path)
+    app = project_app(tmp_path)
     with pytest.raises(UsageError) as caught:
         run_init(app, *argv)
     assert caught.value.message == message
@@ -342,7 +325,7 @@ def _menu_order() -> list[str]:
 
 @pytest.mark.parametrize("number", range(1, len(ALL) + 1))
 def test_menu_picks_the_chosen_template(tmp_path: Path, number: int) -> None:
-    app = make_app(tmp_path, FakeTTY(f"{number}\n"))
+    app = project_app(tmp_path, FakeTTY(f"{number}\n"))
     assert run_init(app) == ExitCode.OK
     chosen = _menu_order()[number - 1]
     text = out(app)
@@ -355,27 +338,27 @@ def test_menu_picks_the_chosen_template(tmp_path: Path, number: int) -> None:
 
 
 def test_menu_enter_means_alpine(tmp_path: Path) -> None:
-    app = make_app(tmp_path, FakeTTY("\n"))
+    app = project_app(tmp_path, FakeTTY("\n"))
     run_init(app)
     assert load_config(app.cwd, environ=app.environ, cwd=app.cwd).image == "alpine:3.21"
 
 
 def test_menu_accepts_a_name_and_asks_again_after_nonsense(tmp_path: Path) -> None:
-    app = make_app(tmp_path, FakeTTY("42\nnix\n"))
+    app = project_app(tmp_path, FakeTTY("42\nnix\n"))
     run_init(app)
     assert "Please enter a number" in out(app)
     assert load_config(app.cwd, environ=app.environ, cwd=app.cwd).image == "nixos/nix"
 
 
 def test_menu_end_of_input_cancels_and_writes_nothing(tmp_path: Path) -> None:
-    app = make_app(tmp_path, FakeTTY(""))
+    app = project_app(tmp_path, FakeTTY(""))
     with pytest.raises(UsageError, match="cancelled"):
         run_init(app)
     assert not (app.cwd / ".alca.toml").exists()
 
 
 def test_menu_gives_up_after_three_bad_answers(tmp_path: Path) -> None:
-    app = make_app(tmp_path, FakeTTY("x\ny\nz\n1\n"))
+    app = project_app(tmp_path, FakeTTY("x\ny\nz\n1\n"))
     with pytest.raises(UsageError):
         run_init(app)
     assert not (app.cwd / ".alca.toml").exists()

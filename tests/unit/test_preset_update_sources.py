@@ -17,7 +17,8 @@ from alcatraz.errors import AlcaError, ExitCode, RefusedError
 from alcatraz.init import preset_url
 from alcatraz.init.sources import source_notes
 from alcatraz.printable import printable_ascii
-from tests.conftest import FakeTTY, tree_snapshot
+from tests.conftest import tree_snapshot
+from tests.fakes import FakeTTY
 from tests.unit.test_init import err, out, run_init
 from tests.unit.test_presets import NODE, Repo, make_app, make_repo
 

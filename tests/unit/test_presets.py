@@ -15,7 +15,8 @@ from alcatraz.app import App
 from alcatraz.errors import AlcaError, ExitCode, UnavailableError, UsageError
 from alcatraz.init import preset_cache, preset_url, presets
 from alcatraz.init.files import write_text_atomic
-from tests.conftest import FakeTTY, tree_snapshot
+from tests.conftest import tree_snapshot
+from tests.fakes import FakeTTY, project_app
 from tests.unit.test_init import err, out, run_init
 
 NODE = 'image = "node:22"\n'
@@ -93,22 +94,8 @@ def repo(tmp_path: Path) -> Repo:
 
 
 def make_app(tmp_path: Path, stdin: io.StringIO | None = None, name: str = "project") -> App:
-    project = tmp_path / name
-    project.mkdir(exist_ok=True)
-    home = tmp_path / "home"
-    environ = {
-        "HOME": str(home),
-        "ALCA_HOME": str(home / ".alcatraz"),
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    return App(
-        stdin=stdin if stdin is not None else io.StringIO(),
-        stdout=io.StringIO(),
-        stderr=io.StringIO(),
-        environ=environ,
-        cwd=project,
-    )
+    """A project App whose git reads no system-wide configuration."""
+    return project_app(tmp_path, stdin, name=name, GIT_CONFIG_NOSYSTEM="1")
 
 
 def header(repo: Repo, commit: str, path: str) -> str:

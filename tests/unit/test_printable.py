@@ -30,6 +30,7 @@ from alcatraz.runtime.base import (
 from alcatraz.sandbox import filesync
 from alcatraz.sandbox import project as sandbox
 from alcatraz.statefile import ProjectState
+from tests.fakes import FakeEngine, make_app
 
 #: What an agent can put in a file name, a config value or an engine's error text.
 HOSTILE = {
@@ -179,26 +180,6 @@ def test_a_config_file_with_a_hostile_name_is_refused_by_name(tmp_path: Path, na
 FORGED_PATH = "/gone\n  [2] alca-legit\n      Path: /home/you/project\x1b]0;t\x07"
 
 
-class _Engine:
-    """Just enough of a runtime for `list` and `cleanup` to render what it returns."""
-
-    name = "Docker"
-    executable = "docker"
-
-    def __init__(self, info: ContainerInfo) -> None:
-        self.info = info
-        self.removed: list[str] = []
-
-    def list_by_label(self, label: str) -> list[ContainerInfo]:
-        return [self.info]
-
-    def networks(self) -> list[object]:
-        return []
-
-    def remove(self, name: str) -> None:
-        self.removed.append(name)
-
-
 def _hostile_container(home: Path, project_id: str) -> ContainerInfo:
     labels = {
         LABEL_PROJECT_ID: project_id,
@@ -213,14 +194,14 @@ def _hostile_container(home: Path, project_id: str) -> ContainerInfo:
 def _app(tmp_path: Path) -> tuple[App, io.StringIO]:
     out = io.StringIO()
     environ = {"ALCA_HOME": str(tmp_path / "home"), "ALCA_RUNTIME": "docker"}
-    return App(stdin=io.StringIO(), stdout=out, stderr=out, environ=environ, cwd=tmp_path), out
+    return make_app(tmp_path, stdout=out, stderr=out, environ=environ), out
 
 
 def test_list_shows_a_hostile_label_on_its_own_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, out = _app(tmp_path)
-    engine = _Engine(_hostile_container(app.home, "deadbeef\nFORGED"))
+    engine = FakeEngine(_hostile_container(app.home, "deadbeef\nFORGED"))
     monkeypatch.setattr(detect, "resolve_runtime", lambda *a, **k: (engine, None))
     assert list_.main(argparse.Namespace(json=False), app) == 0
     lines = out.getvalue().splitlines()
@@ -233,7 +214,7 @@ def test_cleanup_shows_a_hostile_label_escaped_and_survives_a_hostile_id(
 ) -> None:
     """The id is no sync label: no session can carry it, so none is stopped (no traceback)."""
     app, out = _app(tmp_path)
-    engine = _Engine(_hostile_container(app.home, "bad id!"))
+    engine = FakeEngine(_hostile_container(app.home, "bad id!"))
     monkeypatch.setattr(cleanup, "_runtimes", lambda _app: [engine])
     monkeypatch.setattr(filesync, "stop", lambda *a: pytest.fail("stopped sessions of a bad id"))
     assert cleanup.main(argparse.Namespace(yes=True), app) == 0
@@ -243,22 +224,12 @@ def test_cleanup_shows_a_hostile_label_escaped_and_survives_a_hostile_id(
     assert "\n  [2]" not in shown and "\x1b" not in shown
 
 
-class _Inspecting:
-    """A runtime whose container of our name was made by someone else."""
-
-    def __init__(self, info: ContainerInfo) -> None:
-        self.info = info
-
-    def inspect(self, name: str) -> ContainerInfo:
-        return self.info
-
-
 def test_a_container_of_our_name_but_another_owner_is_refused_on_one_line(tmp_path: Path) -> None:
     info = _hostile_container(tmp_path, "our-id")
-    state = ProjectState(container_name="alca-x", project_id="i")
+    state = ProjectState(container_name=info.name, project_id="i")
     project = sandbox.Project(tmp_path, tmp_path, state)
     with pytest.raises(RefusedError) as caught:
-        sandbox.find_container(_Inspecting(info), project)  # type: ignore[arg-type]
+        sandbox.find_container(FakeEngine(info), project)
     message = caught.value.message
     assert printable(FORGED_PATH) in message
     assert message.isprintable(), message  # no newline to forge a line, no ESC

@@ -14,22 +14,12 @@ import pytest
 
 from alcatraz.app import App
 from alcatraz.progress import Step, animated, elapsed_text, finished_text
-from tests.conftest import FakeTTY
+from tests.fakes import FakeClock, FakeTTY, make_app
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 HIDE_CURSOR = "\x1b[?25l"
 SHOW_CURSOR = "\x1b[?25h"
 TERMINAL = {"TERM": "xterm-256color"}
-
-
-class Clock:
-    """A clock the test moves by hand (the spinner's thread only reads it)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def visible(raw: str) -> list[str]:
@@ -41,13 +31,7 @@ def visible(raw: str) -> list[str]:
 
 
 def app_for(stdout: io.StringIO, *, quiet: bool = False, **environ: str) -> App:
-    return App(
-        stdin=io.StringIO(),
-        stdout=stdout,
-        stderr=io.StringIO(),
-        environ=dict(environ),
-        quiet=quiet,
-    )
+    return make_app(stdout=stdout, environ=environ, quiet=quiet)
 
 
 def no_spinner_threads() -> bool:
@@ -175,7 +159,7 @@ def test_quiet_prints_nothing(stream: type[io.StringIO]) -> None:
 
 def test_terminal_shows_spinner_then_final_line_with_elapsed_time() -> None:
     out = FakeTTY()
-    clock = Clock()
+    clock = FakeClock(now=1000.0)  # the spinner's thread only reads it
     step = Step(out, "Creating container: alca-abc", environ=TERMINAL, clock=clock)
     with step:
         assert step.live
@@ -248,7 +232,7 @@ def test_keyboard_interrupt_stops_the_spinner_and_restores_the_cursor() -> None:
 def test_lines_written_during_a_step_appear_above_the_spinner() -> None:
     out = FakeTTY()
     err = io.StringIO()
-    app = App(stdin=io.StringIO(), stdout=out, stderr=err, environ=dict(TERMINAL))
+    app = make_app(stdout=out, stderr=err, environ=TERMINAL)
     at_warning: list[str] = []
 
     class Recording(io.StringIO):
@@ -290,7 +274,7 @@ def test_nested_progress_is_a_plain_step_inside_the_outer_one() -> None:
 
 def test_a_prompt_during_a_step_is_shown_without_the_spinner() -> None:
     out = FakeTTY()
-    app = App(stdin=FakeTTY("y\n"), stdout=out, stderr=io.StringIO(), environ=dict(TERMINAL))
+    app = make_app(stdin=FakeTTY("y\n"), stdout=out, environ=TERMINAL)
     with app.progress("Applying network isolation rules..."):
         assert app.confirm("Install now?") is True
     assert "Install now? [y/N] " in ANSI.sub("", out.getvalue())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import ipaddress
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,63 +28,9 @@ from alcatraz.runtime.cli_compat import (
 )
 from alcatraz.runtime.docker import DockerRuntime
 from alcatraz.runtime.podman import PodmanRuntime
+from tests.fakes import FakeRunner
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "runtime"
-
-Response = Result | BaseException
-
-
-class FakeRunner:
-    """Returns scripted results for argv prefixes (first match wins) and records every call."""
-
-    def __init__(self) -> None:
-        self.script: list[tuple[tuple[str, ...], Response | int]] = []
-        self.calls: list[tuple[str, ...]] = []
-        self.streamed: list[tuple[str, ...]] = []
-
-    def on(self, *prefix: str, rc: int = 0, out: str = "", err: str = "") -> FakeRunner:
-        self.script.append((prefix, Result(prefix, rc, out, err)))
-        return self
-
-    def raises(self, *prefix: str, exc: BaseException) -> FakeRunner:
-        self.script.append((prefix, exc))
-        return self
-
-    def _match(self, argv: tuple[str, ...]) -> Response | int:
-        for prefix, response in self.script:
-            if argv[: len(prefix)] == prefix:
-                return response
-        raise AssertionError(f"unexpected command: {argv}")
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-    ) -> Result:
-        args = tuple(argv)
-        self.calls.append(args)
-        response = self._match(args)
-        if isinstance(response, BaseException):
-            raise response
-        assert isinstance(response, Result)
-        result = Result(args, response.returncode, response.stdout, response.stderr)
-        if check and not result.ok:
-            raise CommandFailed(result)
-        return result
-
-    def stream(
-        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
-    ) -> int:
-        args = tuple(argv)
-        self.streamed.append(args)
-        response = self._match(args)
-        assert isinstance(response, Result)
-        return response.returncode
 
 
 def docker(runner: FakeRunner | None = None) -> DockerRuntime:

@@ -12,7 +12,7 @@ from alcatraz.runtime.base import Runtime
 from alcatraz.runtime.detect import resolve_runtime
 from alcatraz.runtime.docker import DockerRuntime, is_orbstack, rootless_from_security_options
 from alcatraz.runtime.podman import PodmanRuntime
-from tests.unit.test_runtime_argv import FakeRunner
+from tests.fakes import FakeRunner
 
 DOCKER_PROBE = ("docker", "version", "--format", "{{.Server.Version}}")
 PODMAN_PROBE = ("podman", "version", "--format", "{{.Version}}")

@@ -15,7 +15,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from alcatraz.sync.mutagen import (
     session_labels,
     session_name,
 )
+from tests.fakes import FakeClock, FakeRunner, Handler
 
 PROJECT_ID = "3f2a9c1e-77b0-4c55-9a44-0c1d2e3f4a5b"
 
@@ -200,44 +201,6 @@ def recorded(text: str) -> dict[str, object]:
 
 # --- a scripted runner --------------------------------------------------------------------
 
-Handler = Callable[[tuple[str, ...]], Result | BaseException]
-
-
-class FakeRunner:
-    """Answers each command with `handler(argv)` and records argv and env."""
-
-    def __init__(self, handler: Handler | None = None) -> None:
-        self.handler: Handler = handler or (lambda argv: Result(argv, 0, "", ""))
-        self.calls: list[tuple[str, ...]] = []
-        self.envs: list[Mapping[str, str] | None] = []
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        timeout: float | None = None,
-        check: bool = False,
-    ) -> Result:
-        args = tuple(argv)
-        self.calls.append(args)
-        self.envs.append(env)
-        answer = self.handler(args)
-        if isinstance(answer, BaseException):
-            raise answer
-        return Result(args, answer.returncode, answer.stdout, answer.stderr)
-
-    def stream(
-        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
-    ) -> int:
-        raise AssertionError("mutagen is never streamed")
-
-    def verbs(self) -> list[tuple[str, ...]]:
-        """Each call's words up to the first flag or name, e.g. ("sync", "flush")."""
-        return [tuple(a for a in call[1:3] if not a.startswith("-")) for call in self.calls]
-
 
 def ok(out: str = "") -> Result:
     return Result((), 0, out, "")
@@ -245,19 +208,6 @@ def ok(out: str = "") -> Result:
 
 def fail(err: str) -> Result:
     return Result((), 1, "", err)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -286,7 +236,7 @@ def make(
     handler: Handler | None = None,
     engine: str = "docker",
 ) -> tuple[Mutagen, FakeRunner, FakeClock]:
-    runner = FakeRunner(handler)
+    runner = FakeRunner(handler or (lambda argv: ok()), streams=False)
     clock = FakeClock()
     mutagen = Mutagen(
         runner,

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from alcatraz import state
-from alcatraz.app import App
 from alcatraz.cli.parser import build_parser
 from alcatraz.proc import Result, SubprocessRunner
+from tests.fakes import make_app
 
 IMAGE = "alpine:3.21"
 OTHER_IMAGE = "alpine:3.20"  # a second local tag, for image drift (never pulled)
@@ -294,7 +294,7 @@ def remove_project_networks(engine: str, root: Path) -> set[str]:
     runner = SubprocessRunner()
     runtime = make_runtime(engine)
     environ = dict(os.environ)
-    app = App(stdin=io.StringIO(), stdout=io.StringIO(), environ=environ, runner=runner)
+    app = make_app(environ=environ, stderr=sys.stderr, runner=runner)
     try:
         command: list[str] | None = firewall_for(runner, environ, engine).command
     except Exception:  # no nft here: there are no rules to remove either
@@ -492,14 +492,13 @@ def run_cleanup(
         ids.update(listed.stdout.split())
         networks.update(networks_with_project_path(engine, root))
     out = io.StringIO()
-    app = App(
-        stdin=stdin if stdin is not None else io.StringIO(),
-        stdout=out,
-        stderr=io.StringIO(),
+    app = make_app(
+        roots[0] if roots[0].is_dir() else projects.base,
         environ=Project(roots[0], engine, projects.home).env(
             ALCA_RUNTIME=engine if engine_choice is None else engine_choice
         ),
-        cwd=roots[0] if roots[0].is_dir() else projects.base,
+        stdin=stdin,
+        stdout=out,
         runner=OnlyTheseObjects(ids, networks),
     )
     arguments = build_parser("cleanup").parse_args(["cleanup", "--yes"] if yes else ["cleanup"])

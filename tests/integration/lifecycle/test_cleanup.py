@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from alcatraz import state
-from tests.conftest import FakeTTY
+from tests.fakes import FakeTTY
 from tests.integration.lifecycle.helpers import (
     Projects,
     config_text,
