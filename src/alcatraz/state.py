@@ -7,7 +7,7 @@ be read and rewritten by the agent (upstream §7.1 S1, S9). Here each project ge
 - `state.json`: project id, container name, runtime, the config snapshot for drift, whether
   `commands.up` completed, the root's device/inode (to notice a moved or replaced
   directory) and the run-spec `alca run` needs without parsing TOML;
-- `approved.json`: the last approved effective configuration (see `alcatraz.trust`);
+- `approved.json`: the last approved effective configuration (see `alcatraz.sandbox.trust`);
 - `lock`: serialises `up`/`down`/`cleanup` of one project;
 - `sync-conflicts.json`: the conflicts found by the last sync poll (`alca run`'s banner).
 

@@ -163,7 +163,7 @@ class ResolverEntry(NamedTuple):
 class IsolationRecord(NamedTuple):
     """The network and rules that guard a sandbox, as `up` loaded them.
 
-    A record `down` rebuilds after an interrupted `up` (`isolation.fallback_record`) has
+    A record `down` rebuilds after an interrupted `up` (`sandbox.guard.fallback_record`) has
     no subnet, gateway or digest.
     """
 
@@ -242,7 +242,7 @@ Stamp = tuple[str, int, int]
 
 
 class RunSpec(NamedTuple):
-    """What `alca run` needs without parsing TOML (`sandbox.run_spec` builds it at `up`)."""
+    """What `alca run` needs without parsing TOML (`sandbox.spec.run_spec` builds it at `up`)."""
 
     executable: str
     container: str
@@ -326,7 +326,7 @@ _KNOWN: Final = frozenset(
 class ProjectState(NamedTuple):
     """A project's `state.json`. Missing and null keys read alike (as the untyped code did).
 
-    `snapshot` (the configuration `up` built from, compared by `alcatraz.drift`) and
+    `snapshot` (the configuration `up` built from, compared by `alcatraz.sandbox.drift`) and
     `source_pins` (workspace sources' identities, `alcatraz.sources`) belong to those
     modules: here they are only checked to be objects.
     """

@@ -3,7 +3,7 @@
 Pure. `snapshot()` records the fields that shape a container (reference §3.4, plus caps and
 runtime, which upstream compared but never displayed); `compare()` lists every difference as
 a display line. Hooks run on the host, so they are not drift (upstream U4): a hook change
-needs approval (`alcatraz.trust`), not a rebuild.
+needs approval (`alcatraz.sandbox.trust`), not a rebuild.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def container_spec(
     dns: tuple[str, ...] = (),
     ca_bundle: Path | None = None,
 ) -> ContainerSpec:
-    # Mounts with exclude patterns are synced (alcatraz.filesync), never bind-mounted.
+    # Mounts with exclude patterns are synced (alcatraz.sandbox.filesync), never bind-mounted.
     mounts = [BindMount(m.source, m.target, m.readonly) for m in config.all_mounts if not m.exclude]
     mounts += _protected_config_mounts(config)
     taken = {m.target for m in mounts}
