@@ -20,9 +20,6 @@ ALLOWED: dict[str, str] = {
     "commands/doctor.py": "every check of `alca doctor` in one module; split pending (#14)",
     "config/layer.py": "each config field spelled in the layer; fields declared once (#14)",
     "config/load.py": "reading, validation errors and resolution in one module (#14)",
-    "config/netgrammar.py": "the whole rule grammar (parse, format, ports) in one module",
-    "runtime/cli_compat.py": "argv building, inspect parsing and the engine calls together",
-    "sync/mutagen.py": "the Mutagen wrapper: daemon, sessions, parsing and errors together",
     "commands/cleanup.py:main": "finds orphans, lists them, asks and removes in one function",
     "commands/experimental.py:_resolve": "shows, asks and resolves sync conflicts in one function",
     "commands/status.py:_collect": "builds the untyped status report; typed reports (#14)",
@@ -33,9 +30,6 @@ ALLOWED: dict[str, str] = {
     "config/load.py:_Resolver.references": "every check of an extends/includes path in one loop",
     "config/load.py:_finalise": "every field's final value and its errors in one function (#14)",
     "config/merge.py:merge": "one line per config field; merge derived from fields (#14)",
-    "config/netgrammar.py:parse_port": "every form of a port mapping in one parser",
-    "network/nft.py:project_chains": "all of a project's chains rendered in one function",
-    "sync/mutagen.py:Mutagen.create": "replaces, creates and checks a session in one method",
 }
 
 

@@ -101,11 +101,28 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
     """The project's chains, replaced as a whole (add + flush + rules)."""
     if digest is None:
         digest = policy_digest(policy)
-    fwd, inp, nat = chain_names(policy.key)
-    seen4, seen6 = seen_sets(policy.key)
-    gateway = policy.network.gateway
     tag = f'comment "alcatraz {policy.key} {digest}"'
-    lines = [
+    lines = _project_headers(policy.key)
+    fwd, inp, _ = chain_names(policy.key)
+    if policy.allow_all:
+        lines += [
+            f"add rule {T} {fwd} accept {tag}",
+            f"add rule {T} {inp} accept {tag}",
+        ]
+        return "\n".join(lines) + "\n"
+    allows = [m for rule in policy.rules for m in _rule_matches(rule)]
+    proxy_match = _proxy_match(policy)
+    lines += _forward_rules(policy.key, tag, allows, proxy_match)
+    lines += _input_rules(policy, tag, allows, proxy_match)
+    lines += _proxy_redirect(policy)
+    return "\n".join(lines) + "\n"
+
+
+def _project_headers(key: str) -> list[str]:
+    """Create the project's chains and seen-sets if missing, and empty the chains."""
+    fwd, inp, nat = chain_names(key)
+    seen4, seen6 = seen_sets(key)
+    return [
         f"add chain {T} {fwd}",
         f"add chain {T} {inp}",
         f"add chain {T} {nat}",
@@ -115,23 +132,25 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
         f"flush chain {T} {inp}",
         f"flush chain {T} {nat}",
     ]
-    if policy.allow_all:
-        lines += [
-            f"add rule {T} {fwd} accept {tag}",
-            f"add rule {T} {inp} accept {tag}",
-        ]
-        return "\n".join(lines) + "\n"
-    allows = [m for rule in policy.rules for m in _rule_matches(rule)]
+
+
+def _proxy_match(policy: Policy) -> str | None:
+    """The match for TCP to the proxy itself, or None without a proxy."""
     proxy = policy.proxy
-    proxy_match = None
-    if proxy is not None:
-        host = proxy.host
-        if isinstance(host, AlcaToken):
-            raise ValueError("tokens must be resolved before rendering")
-        family = "ip" if host.version == 4 else "ip6"
-        proxy_match = f"{family} daddr {host} tcp dport {proxy.port}"
-    # Traffic leaving through the host.
-    lines.append(f"add rule {T} {fwd} ct state established,related accept {tag}")
+    if proxy is None:
+        return None
+    host = proxy.host
+    if isinstance(host, AlcaToken):
+        raise ValueError("tokens must be resolved before rendering")
+    family = "ip" if host.version == 4 else "ip6"
+    return f"{family} daddr {host} tcp dport {proxy.port}"
+
+
+def _forward_rules(key: str, tag: str, allows: list[str], proxy_match: str | None) -> list[str]:
+    """Traffic leaving through the host: allowed rules, the proxy, then the blocked ranges."""
+    fwd, _, _ = chain_names(key)
+    seen4, seen6 = seen_sets(key)
+    lines = [f"add rule {T} {fwd} ct state established,related accept {tag}"]
     lines += [f"add rule {T} {fwd} {m} accept" for m in allows]
     if proxy_match:
         lines += [
@@ -148,8 +167,15 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
         # to the base chain, whose backstop drops everything from the bridge (fail closed).
         f"add rule {T} {fwd} accept {tag}",
     ]
-    # Traffic to the host itself: DNS to the gateway, explicit exceptions, nothing else.
-    lines += [
+    return lines
+
+
+def _input_rules(policy: Policy, tag: str, allows: list[str], proxy_match: str | None) -> list[str]:
+    """Traffic to the host itself: DNS to the gateway, explicit exceptions, nothing else."""
+    _, inp, _ = chain_names(policy.key)
+    seen4, seen6 = seen_sets(policy.key)
+    gateway = policy.network.gateway
+    lines = [
         f"add rule {T} {inp} ct state established,related accept {tag}",
         f"add rule {T} {inp} ip daddr {gateway} udp dport 53 accept",
         f"add rule {T} {inp} ip daddr {gateway} tcp dport 53 accept",
@@ -164,25 +190,33 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
         f"add rule {T} {inp} meta nfproto ipv6 update @{seen6} {{ ip6 daddr }} counter drop",
         f"add rule {T} {inp} counter drop",
     ]
-    # Transparent proxy: redirect outgoing TCP, but never LAN or host destinations (those
-    # stay blocked by the filter chains) and never the proxy itself (no loop).
-    if proxy is not None and not isinstance(proxy.host, AlcaToken):
-        host = proxy.host
-        if host.version == 4:
-            lines += [
-                f"add rule {T} {nat} ip daddr {host} return",
-                f"add rule {T} {nat} ip daddr {_set(BLOCKED4)} return",
-                f"add rule {T} {nat} fib daddr type local return",
-                f"add rule {T} {nat} meta nfproto ipv4 meta l4proto tcp dnat ip to {host}:{proxy.port}",
-            ]
-        else:
-            lines += [
-                f"add rule {T} {nat} ip6 daddr {host} return",
-                f"add rule {T} {nat} ip6 daddr {_set(BLOCKED6)} return",
-                f"add rule {T} {nat} fib daddr type local return",
-                f"add rule {T} {nat} meta nfproto ipv6 meta l4proto tcp dnat ip6 to [{host}]:{proxy.port}",
-            ]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _proxy_redirect(policy: Policy) -> list[str]:
+    """Transparent proxy: redirect outgoing TCP, except to the proxy, the LAN or the host.
+
+    LAN and host destinations stay blocked by the filter chains; the proxy is skipped so
+    that redirected traffic does not loop.
+    """
+    proxy = policy.proxy
+    if proxy is None or isinstance(proxy.host, AlcaToken):
+        return []
+    _, _, nat = chain_names(policy.key)
+    host = proxy.host
+    if host.version == 4:
+        return [
+            f"add rule {T} {nat} ip daddr {host} return",
+            f"add rule {T} {nat} ip daddr {_set(BLOCKED4)} return",
+            f"add rule {T} {nat} fib daddr type local return",
+            f"add rule {T} {nat} meta nfproto ipv4 meta l4proto tcp dnat ip to {host}:{proxy.port}",
+        ]
+    return [
+        f"add rule {T} {nat} ip6 daddr {host} return",
+        f"add rule {T} {nat} ip6 daddr {_set(BLOCKED6)} return",
+        f"add rule {T} {nat} fib daddr type local return",
+        f"add rule {T} {nat} meta nfproto ipv6 meta l4proto tcp dnat ip6 to [{host}]:{proxy.port}",
+    ]
 
 
 def dispatch_elements(policy: Policy, existing: dict[str, set[str]]) -> str:

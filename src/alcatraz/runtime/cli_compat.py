@@ -2,36 +2,27 @@
 
 Argv building is pure and every value is its own argv element, so nothing a user writes
 (paths, env values, labels) is ever interpreted by a shell or split by the engine's flag
-parser. Results come from `inspect` JSON, parsed by `parse_inspect`, which the unit tests
-feed with output recorded from both engines. The subclasses in `docker.py` and `podman.py`
-only override what differs.
-
-Mounts use `--mount type=bind,...` rather than `-v src:dst[:ro]`: both engines split `-v`
-on `:`, so a host path containing `:` fails (Docker: "invalid mode: /dst", Podman:
-'invalid option type "/dst"'), and no escaping exists for `-v`. `--mount` is parsed as one
-CSV record by both engines, so each field is written as a quoted CSV field (`"src=..."`,
-with `"` doubled), which keeps `,` `:` `=` `"` spaces and newlines in paths intact (verified
-with Docker 20.10 and Podman 4.3). Unlike `-v`, `--mount` refuses a missing source instead of
-creating a root-owned directory; callers create sources they want.
+parser; the checked pieces (names, `--mount`, env pairs) are in `cli_argv`. Results come
+from `inspect` JSON, parsed in `cli_output`, which the unit tests feed with output recorded
+from both engines. The subclasses in `docker.py` and `podman.py` only override what differs.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
-from alcatraz.config.netgrammar import PortMapping
 from alcatraz.errors import AlcaError
 from alcatraz.proc import CommandFailed, Result
-from alcatraz.runtime.base import (
-    BindMount,
-    ContainerInfo,
-    ContainerSpec,
-    ContainerState,
-    NetworkInfo,
+from alcatraz.runtime.base import ContainerInfo, ContainerSpec, ContainerState, NetworkInfo
+from alcatraz.runtime.cli_argv import check_name, env_pair, format_cpus, mount_arg
+from alcatraz.runtime.cli_output import (
+    CONTAINER_STATES,
+    is_no_such_container,
+    is_no_such_image,
+    is_no_such_network,
+    parse_inspect,
+    parse_network_list,
 )
 
 if TYPE_CHECKING:
@@ -52,154 +43,11 @@ PROBE_TIMEOUT: Final = 10.0
 QUERY_TIMEOUT: Final = 60.0
 """`inspect`, `ps`, `start`: bounded so a wedged engine cannot hang `alca` forever."""
 
-# Both engines accept container names of this form (Docker's `RestrictedNamePattern`).
-_NAME: Final = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-_ENV_KEY_BAD: Final = re.compile(r"[=\x00]")
-
-# How each engine says "that container does not exist" (stderr of inspect/rm/stop).
-# Docker: "Error response from daemon: No such container: x" (older: "Error: No such object: x")
-# Podman: "Error: inspecting object: no such container x",
-#         'Error: no container with name or ID "x" found: no such container'
-_NO_SUCH_CONTAINER: Final = re.compile(r"no such (container|object)", re.IGNORECASE)
-# Docker: "No such image: x"; Podman: "Error: inspecting object: x: image not known"
-_NO_SUCH_IMAGE: Final = re.compile(r"no such image|image not known", re.IGNORECASE)
-
-
-def check_name(name: str) -> str:
-    """Refuse a container name that the engine could read as a flag or would reject."""
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"invalid container name {name!r}: use letters, digits, _ . -")
-    return name
-
-
-def _csv_field(text: str) -> str:
-    """One quoted CSV field: both engines read `--mount` with a CSV reader."""
-    return '"' + text.replace('"', '""') + '"'
-
-
-def mount_arg(mount: BindMount) -> str:
-    """The value of `--mount` for a bind mount; see the module docstring for why not `-v`."""
-    parts = ["type=bind", _csv_field("src=" + mount.source), _csv_field("dst=" + mount.target)]
-    if mount.readonly:
-        parts.append("readonly")
-    return ",".join(parts)
-
-
-def format_cpus(cpus: float) -> str:
-    """`0.5` → "0.5", `2.0` → "2": plain decimal, never exponent notation."""
-    text = f"{cpus:.9f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def is_no_such_container(stderr: str) -> bool:
-    """True when every error line says a container is missing (and nothing else failed)."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    return bool(lines) and all(_NO_SUCH_CONTAINER.search(line) for line in lines)
-
-
-def _strs(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(str(v) for v in value)
-
-
-def _mounts(value: Any) -> tuple[BindMount, ...]:
-    if not isinstance(value, list):
-        return ()
-    return tuple(
-        BindMount(str(m.get("Source", "")), str(m.get("Destination", "")), not m.get("RW", True))
-        for m in value
-        if isinstance(m, dict) and m.get("Type") == "bind"
-    )
-
-
-def _ports(value: Any) -> tuple[PortMapping, ...]:
-    """`HostConfig.PortBindings` ({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]})."""
-    if not isinstance(value, dict):
-        return ()
-    ports: list[PortMapping] = []
-    for key, bindings in value.items():
-        port, _, protocol = str(key).partition("/")
-        for binding in bindings if isinstance(bindings, list) else ():
-            host_ip = str(binding.get("HostIp") or "") if isinstance(binding, dict) else ""
-            host_port = str(binding.get("HostPort") or "") if isinstance(binding, dict) else ""
-            try:
-                ports.append(
-                    PortMapping(
-                        container_port=int(port),
-                        host_port=int(host_port),
-                        host_ip=ipaddress.ip_address(host_ip) if host_ip else None,
-                        protocol=protocol or "tcp",
-                    )
-                )
-            except ValueError:
-                continue  # a random host port or something alcatraz never creates
-    return tuple(sorted(ports, key=lambda p: (p.container_port, p.protocol, str(p.host_ip))))
-
-
-def _networks(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    return {
-        str(name): str(net.get("IPAddress") or "")
-        for name, net in value.items()
-        if isinstance(net, dict)
-    }
-
-
-def _parse_one(raw: Mapping[str, Any], states: Mapping[str, ContainerState]) -> ContainerInfo:
-    state = raw.get("State") or {}
-    config = raw.get("Config") or {}
-    host = raw.get("HostConfig") or {}
-    network = raw.get("NetworkSettings") or {}
-    pids = host.get("PidsLimit")
-    effective = raw.get("EffectiveCaps")
-    return ContainerInfo(
-        id=str(raw.get("Id", "")),
-        name=str(raw.get("Name", "")).lstrip("/"),  # Docker writes "/name", Podman "name"
-        state=states.get(str(state.get("Status", "")), ContainerState.UNKNOWN),
-        image=str(config.get("Image", "")),
-        started_at=str(state.get("StartedAt", "")),
-        created_at=str(raw.get("Created", "")),
-        labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
-        restart_policy=str((host.get("RestartPolicy") or {}).get("Name", "")),
-        networks=_networks(network.get("Networks")),
-        memory=int(host.get("Memory") or 0),
-        nano_cpus=int(host.get("NanoCpus") or 0),
-        pids_limit=int(pids) if isinstance(pids, int) and pids > 0 else None,
-        init=bool(host.get("Init")),
-        security_opt=_strs(host.get("SecurityOpt")),
-        cap_add=_strs(host.get("CapAdd")),
-        cap_drop=_strs(host.get("CapDrop")),
-        effective_caps=_strs(effective) if isinstance(effective, list) else None,
-        mounts=_mounts(raw.get("Mounts")),
-        ports=_ports(host.get("PortBindings")),
-        pid=int(state.get("Pid") or 0) if isinstance(state.get("Pid"), int) else 0,
-        dns=_strs(host.get("Dns")),
-    )
-
-
-def parse_inspect(
-    text: str, states: Mapping[str, ContainerState] | None = None
-) -> list[ContainerInfo]:
-    """Parse `container inspect` JSON (a list); `states` maps the engine's status words."""
-    try:
-        data = json.loads(text) if text.strip() else []
-    except json.JSONDecodeError as exc:
-        raise AlcaError(f"could not parse the engine's inspect output: {exc}") from None
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise AlcaError("unexpected inspect output: expected a JSON list of objects")
-    table = CliRuntime.STATES if states is None else states
-    return [_parse_one(item, table) for item in data]
-
 
 class CliRuntime:
     """A Docker-compatible engine driven through its CLI; subclasses set the differences."""
 
-    STATES: ClassVar[Mapping[str, ContainerState]] = {
-        "running": ContainerState.RUNNING,
-        "exited": ContainerState.STOPPED,
-    }
+    STATES: ClassVar[Mapping[str, ContainerState]] = CONTAINER_STATES
     VERSION_FORMAT: ClassVar[str] = "{{.Version}}"
 
     def __init__(self, executable: str, name: str, runner: Runner):
@@ -242,7 +90,7 @@ class CliRuntime:
         result = self._run(["image", "inspect", "--format", "{{.Id}}", image])
         if result.ok:
             return True
-        if _NO_SUCH_IMAGE.search(result.stderr):
+        if is_no_such_image(result.stderr):
             return False
         raise CommandFailed(result, f"{self.name}: image inspect failed")
 
@@ -274,10 +122,7 @@ class CliRuntime:
         if spec.cpus:
             args += ["--cpus", format_cpus(spec.cpus)]
         for key, value in spec.env.items():
-            # A key without "=" would copy the host's variable; "=" in a key would shift it.
-            if not key or _ENV_KEY_BAD.search(key):
-                raise ValueError(f"invalid environment variable name {key!r}")
-            args += ["-e", f"{key}={value}"]
+            args += ["-e", env_pair(key, value)]
         for port in spec.ports:
             args += ["-p", port.docker_arg()]
         for cap in spec.cap_drop:
@@ -322,9 +167,7 @@ class CliRuntime:
         if tty:
             args.append("-t")
         for key, value in (env or {}).items():
-            if not key or _ENV_KEY_BAD.search(key):
-                raise ValueError(f"invalid environment variable name {key!r}")
-            args += ["-e", f"{key}={value}"]
+            args += ["-e", env_pair(key, value)]
         if workdir is not None:
             args += ["-w", workdir]
         args += [check_name(name), *command]
@@ -478,15 +321,15 @@ class CliRuntime:
     def network_inspect(self, name: str) -> NetworkInfo | None:
         result = self._run(["network", "inspect", "--", check_name(name)])
         if not result.ok:
-            if _NO_SUCH_NETWORK.search(result.stderr):
+            if is_no_such_network(result.stderr):
                 return None
             raise CommandFailed(result, f"{self.name}: network inspect failed")
-        found = _network_list(result.stdout)
+        found = parse_network_list(result.stdout)
         return found[0] if found else None
 
     def network_remove(self, name: str) -> None:
         result = self._run(["network", "rm", "--", check_name(name)])
-        if not result.ok and not _NO_SUCH_NETWORK.search(result.stderr):
+        if not result.ok and not is_no_such_network(result.stderr):
             raise CommandFailed(result, f"{self.name}: network rm failed")
 
     def networks(self) -> list[NetworkInfo]:
@@ -495,7 +338,7 @@ class CliRuntime:
             return []
         result = self._run(["network", "inspect", "--", *names])
         if result.ok:
-            return _network_list(result.stdout)
+            return parse_network_list(result.stdout)
         # A network vanished between `ls` and `inspect` (another project's `down`): go one
         # by one and skip the missing ones.
         found: list[NetworkInfo] = []
@@ -504,40 +347,3 @@ class CliRuntime:
             if info is not None:
                 found.append(info)
         return found
-
-
-_NO_SUCH_NETWORK = re.compile(r"no such network|network .* not found|unable to find network", re.I)
-
-
-def parse_network(raw: Mapping[str, Any]) -> NetworkInfo:
-    """One network from `docker network inspect` or `podman network inspect` JSON."""
-    labels = raw.get("Labels") or raw.get("labels") or {}
-    if "IPAM" in raw:  # Docker
-        configs = (raw.get("IPAM") or {}).get("Config") or []
-        options = raw.get("Options") or {}
-        return NetworkInfo(
-            name=str(raw.get("Name", "")),
-            interface=str(options.get("com.docker.network.bridge.name", "")),
-            subnets=tuple(str(c["Subnet"]) for c in configs if c.get("Subnet")),
-            gateways=tuple(str(c["Gateway"]) for c in configs if c.get("Gateway")),
-            labels={str(k): str(v) for k, v in labels.items()},
-        )
-    subnets = raw.get("subnets") or []  # Podman (netavark)
-    return NetworkInfo(
-        name=str(raw.get("name", "")),
-        interface=str(raw.get("network_interface", "")),
-        subnets=tuple(str(s["subnet"]) for s in subnets if s.get("subnet")),
-        gateways=tuple(str(s["gateway"]) for s in subnets if s.get("gateway")),
-        labels={str(k): str(v) for k, v in labels.items()},
-        dns_enabled=bool(raw.get("dns_enabled")),
-    )
-
-
-def _network_list(text: str) -> list[NetworkInfo]:
-    try:
-        data = json.loads(text or "[]")
-    except json.JSONDecodeError as exc:
-        raise AlcaError(f"could not parse the engine's network output: {exc}") from None
-    if not isinstance(data, list):
-        raise AlcaError("unexpected network inspect output: expected a JSON list")
-    return [parse_network(item) for item in data if isinstance(item, dict)]
