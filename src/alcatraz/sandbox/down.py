@@ -111,7 +111,7 @@ class DownRun:
             "unresolvable after container is destroyed."
         )
 
-    def do_guard_conflicts(self, step: Step) -> None:
+    def do_check_conflicts(self, step: Step) -> None:
         """Removing the container would destroy its side of unresolved conflicts."""
         from alcatraz.sync.conflicts import banner
 

@@ -2,7 +2,7 @@
 
 Steps of the plans in `alcatraz.sandbox.plan`: `prepare_network` and `load_rules` run
 before any container of the project is created or started (refusing when isolation cannot
-be guaranteed); `guard_inside` loads the second layer in the sandbox's own namespace;
+be guaranteed); `load_inner_layer` loads the second layer in the sandbox's own namespace;
 `teardown` runs once the container is gone.
 """
 
@@ -217,7 +217,9 @@ def load_rules(
 HOST_LAYER_ONLY_ENV = "ALCA_TEST_HOST_LAYER_ONLY"
 
 
-def guard_inside(app: App, runtime: Runtime, guard: Isolation, container: str, pid: int = 0) -> int:
+def load_inner_layer(
+    app: App, runtime: Runtime, guard: Isolation, container: str, pid: int = 0
+) -> int:
     """Load the second layer (`nft.guard_script`) in the sandbox's own network namespace.
 
     It keeps the policy when the host's table goes under a running sandbox. Only where

@@ -58,7 +58,7 @@ class Action(Enum):
     ALREADY_RUNNING = "say the container is already running"
     CHECK_PINS = "refuse a workspace source replaced since create"
     START = "start the stopped container"
-    GUARD_INSIDE = "load the second layer in the sandbox's own namespace"
+    INNER_LAYER = "load the second layer in the sandbox's own namespace"
     # Inside the running sandbox.
     KEEP_RUN_SPEC = "keep the old run-spec with the live isolation (drift kept)"
     PREPARE_PATHS = "create the synced mounts' parent directories inside"
@@ -72,7 +72,7 @@ class Action(Enum):
     # down only.
     NOTHING_TO_DO = "say there is no sandbox"
     ANNOUNCE_ENGINE = "say which engine is used"
-    GUARD_CONFLICTS = "refuse while sync conflicts are unresolved"
+    CHECK_CONFLICTS = "refuse while sync conflicts are unresolved"
     SKIP_CONFLICT_CHECK = "warn that --force skips the conflict check"
     SKIP_HOOK = "warn that an unapproved hook was skipped"
     FORGET_CONFLICTS = "drop the cached conflicts (they went with the container)"
@@ -98,7 +98,7 @@ PASSIVE: frozenset[Action] = frozenset(
         Action.DONE,
         Action.NOTHING_TO_DO,
         Action.ANNOUNCE_ENGINE,
-        Action.GUARD_CONFLICTS,
+        Action.CHECK_CONFLICTS,
         Action.SKIP_CONFLICT_CHECK,
         Action.SKIP_HOOK,
         Action.DONE_DOWN,
@@ -152,7 +152,7 @@ def plan_up(config: Config, state: ProjectState, observed: UpObserved) -> tuple[
     engine = container or observed.engine
     steps += [Step(Action.NETWORK, engine), Step(Action.RULES, engine), Step(Action.SAVE_ISOLATION)]
     steps += _container_steps(config, engine, exists=bool(container), running=observed.running)
-    steps.append(Step(Action.GUARD_INSIDE, engine))
+    steps.append(Step(Action.INNER_LAYER, engine))
     if kept and state.run_spec is not None:
         # Built from the old configuration: keep running it as such (its workdir, mounts,
         # setup); only the live network policy is updated.
@@ -237,7 +237,7 @@ def plan_down(
     engine = observed.engine
     steps = [Step(Action.ANNOUNCE_ENGINE, engine)]
     if observed.container and config is not None and needs_sync(config):
-        conflicts = Action.SKIP_CONFLICT_CHECK if observed.force else Action.GUARD_CONFLICTS
+        conflicts = Action.SKIP_CONFLICT_CHECK if observed.force else Action.CHECK_CONFLICTS
         steps.append(Step(conflicts, engine))
     if config is not None and config.pre_down:
         hook = Action.HOOK if observed.approved else Action.SKIP_HOOK

@@ -49,7 +49,7 @@ class UpRun:
         self.name = state.container_name_for(self.project_id)
         self.runtimes: dict[str, Runtime] = {}
         self.info: ContainerInfo | None = None  # the container as found before any step
-        self.guard_profile: str | None = None
+        self.setuid_profile: str | None = None
         self.ca_bundle: Path | None = None
         self.protection: list[protect.Placement] = []
         self.network: guard.Network | None = None
@@ -138,7 +138,7 @@ class UpRun:
         filesync.check_possible(self.app, self.runtimes[self.observed.engine], self.config)
 
     def do_check_setuid(self, step: Step) -> None:
-        self.guard_profile = spec.setuid_guard_profile(self.app, self.config)
+        self.setuid_profile = spec.setuid_guard_profile(self.app, self.config)
 
     def do_check_host_ca(self, step: Step) -> None:
         self.ca_bundle = spec.host_ca_bundle(self.app, self.config, self.project)
@@ -246,7 +246,7 @@ class UpRun:
             self.project_id,
             self.name,
             self._isolation.network.name,
-            self.guard_profile,
+            self.setuid_profile,
             self.protection,
             dns=self._isolation.dns,
             ca_bundle=self.ca_bundle,
@@ -284,12 +284,14 @@ class UpRun:
             self.runtime(step).start(self.name)
         self.app.step("Container started")
 
-    def do_guard_inside(self, step: Step) -> None:
+    def do_inner_layer(self, step: Step) -> None:
         """The second layer, inside the sandbox's namespace, before any of its commands run."""
         info = self.info
         running = info is not None and info.state is ContainerState.RUNNING
         pid = info.pid if running and info is not None else 0
-        inside = guard.guard_inside(self.app, self.runtime(step), self._isolation, self.name, pid)
+        inside = guard.load_inner_layer(
+            self.app, self.runtime(step), self._isolation, self.name, pid
+        )
         self.run_isolation = guard.run_record(self._isolation, inside)
 
     # Inside the running sandbox.

@@ -118,9 +118,9 @@ def test_the_rules_are_loaded_before_any_container_runs(config: Config) -> None:
 
 def test_the_second_layer_comes_before_any_command_inside(config: Config) -> None:
     for observed, done, _ in every_up_plan(config):
-        if A.GUARD_INSIDE not in done:
+        if A.INNER_LAYER not in done:
             continue
-        guard = done.index(A.GUARD_INSIDE)
+        guard = done.index(A.INNER_LAYER)
         for inside in (A.PREPARE_PATHS, A.SYNC, A.SETUP, A.SAVE_RUN_SPEC, A.KEEP_RUN_SPEC):
             if inside in done:
                 assert done.index(inside) > guard, (observed, inside)
@@ -224,7 +224,7 @@ def test_down_removes_the_container_before_its_rules(tmp_path: Path) -> None:
         assert done.index(A.STOP_SYNC) < done.index(A.TEARDOWN)
         if container:
             assert done.index(A.REMOVE_CONTAINER) < done.index(A.TEARDOWN)
-            check = A.SKIP_CONFLICT_CHECK if force else A.GUARD_CONFLICTS
+            check = A.SKIP_CONFLICT_CHECK if force else A.CHECK_CONFLICTS
             assert done.index(check) < done.index(A.STOP_SYNC)
         assert (A.HOOK in done) == approved and (A.SKIP_HOOK in done) != approved
         assert done[-2] is (A.FORGET_PROJECT if replaced else A.SAVE_DOWN)
@@ -232,7 +232,7 @@ def test_down_removes_the_container_before_its_rules(tmp_path: Path) -> None:
 
 def test_down_without_a_configuration_still_removes_everything() -> None:
     done = actions(plan_down(None, KNOWN, DOWN._replace(config_loaded=False, approved=False)))
-    assert A.HOOK not in done and A.GUARD_CONFLICTS not in done
+    assert A.HOOK not in done and A.CHECK_CONFLICTS not in done
     assert done.index(A.REMOVE_CONTAINER) < done.index(A.TEARDOWN)
 
 
