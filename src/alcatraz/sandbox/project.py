@@ -135,9 +135,12 @@ def previous_runtime(app: App, project: Project, current: Runtime) -> Runtime | 
         return None
 
 
-def find_container(runtime: Runtime, project: Project) -> ContainerInfo | None:
-    """The project's container, refusing one that belongs to another directory."""
-    name = project.state.container_name
+def find_container(
+    runtime: Runtime, project: Project, name: str | None = None
+) -> ContainerInfo | None:
+    """The project's container (`name`, else the recorded one), refusing one that belongs
+    to another directory."""
+    name = name or project.state.container_name
     if name is None:
         return None
     info = runtime.inspect(name)

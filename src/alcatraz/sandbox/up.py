@@ -63,12 +63,14 @@ class UpRun:
         chosen = project.engine_for(self.app, self.config.runtime)
         self.app.step(f"Detected runtime: {chosen.name}")
         self.runtimes[chosen.name] = chosen
-        self.info = project.find_container(chosen, self.project)
+        # By the name this `up` uses, recorded or not: a first `up` asks too, so every `up`
+        # runs the same engine commands in the same order (the fault tests kill at the Nth).
+        self.info = project.find_container(chosen, self.project, self.name)
         found_on = chosen
         previous = project.previous_runtime(self.app, self.project, chosen)
         if self.info is None and previous is not None:
             # The engine changed (upstream B2): the old container is drift, not an orphan.
-            self.info = project.find_container(previous, self.project)
+            self.info = project.find_container(previous, self.project, self.name)
             if self.info is not None:
                 found_on = self.runtimes[previous.name] = previous
         if self.info is None:
