@@ -177,7 +177,7 @@ def test_exit_zero_when_nothing_fails(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_programs_see_the_apps_environment(tmp_path: Path) -> None:
-    runner = doctor._EnvRunner(SubprocessRunner(), {"PATH": os.defpath, "ALCA_PROBE": "seen"})
+    runner = doctor.EnvRunner(SubprocessRunner(), {"PATH": os.defpath, "ALCA_PROBE": "seen"})
     assert runner.run(["sh", "-c", "echo $ALCA_PROBE"]).stdout.strip() == "seen"
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from alcatraz.app import App
 from alcatraz.printable import printable
@@ -95,9 +97,10 @@ def _runtimes(app: App) -> list[Runtime]:
     """Every engine that answers (ALCA_RUNTIME narrows it to one): orphans may be anywhere."""
     from alcatraz.errors import AlcaError
     from alcatraz.runtime.detect import resolve_runtime
+    from alcatraz.sandbox.project import ENGINES
 
     chosen = app.environ.get("ALCA_RUNTIME")
-    names = [chosen] if chosen in ("docker", "podman") else ["docker", "podman"]
+    names = [chosen] if chosen in ENGINES else list(ENGINES)
     found: list[Runtime] = []
     for name in names:
         try:
@@ -112,57 +115,124 @@ def _runtimes(app: App) -> list[Runtime]:
     return found
 
 
-def main(args: argparse.Namespace, app: App) -> int:
-    from alcatraz.errors import AlcaError
-    from alcatraz.sandbox import filesync
-    from alcatraz.sandbox.project import owner_label
-    from alcatraz.sync.mutagen import valid_label_value
+class Orphan(NamedTuple):
+    """A container of ours that no project owns any more, and why."""
 
-    owner = owner_label(app)
-    orphans: list[tuple[Runtime, ContainerInfo, str]] = []
-    networks: list[tuple[Runtime, NetworkInfo, str]] = []
+    runtime: Runtime
+    info: ContainerInfo
+    reason: str
+
+
+class OrphanNetwork(NamedTuple):
+    """A network of ours whose project is gone, that no live container uses, and why."""
+
+    runtime: Runtime
+    network: NetworkInfo
+    reason: str
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """The orphans on every engine that answers, before anything is removed."""
+
+    containers: tuple[Orphan, ...]
+    networks: tuple[OrphanNetwork, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.containers and not self.networks
+
+    @property
+    def networks_alone(self) -> tuple[OrphanNetwork, ...]:
+        """The orphan networks no orphan container is attached to (those go with it)."""
+        attached = _networks_of(o.info for o in self.containers)
+        return tuple(n for n in self.networks if n.network.name not in attached)
+
+
+def gather(app: App, owner: str) -> CleanupReport:
+    containers: list[Orphan] = []
+    networks: list[OrphanNetwork] = []
     for runtime in _runtimes(app):
         for info in runtime.list_by_label(f"{LABEL_OWNER}={owner}"):
             reason = orphan_reason(info, app.home)
             if reason is not None:
-                orphans.append((runtime, info, reason))
-        networks += _orphan_networks(runtime, owner, app.home, [o[1] for o in orphans])
-    if not orphans and not networks:
-        return 0
-    if orphans:
-        app.out(f"Found {len(orphans)} orphan container(s):")
-        for i, (runtime, info, reason) in enumerate(orphans, 1):
+                containers.append(Orphan(runtime, info, reason))
+        networks += _orphan_networks(runtime, owner, app.home, [o.info for o in containers])
+    return CleanupReport(tuple(containers), tuple(networks))
+
+
+def render(report: CleanupReport) -> list[str]:
+    """The orphans as `cleanup` lists them before it asks."""
+    lines: list[str] = []
+    if report.containers:
+        lines.append(f"Found {len(report.containers)} orphan container(s):")
+        for i, (runtime, info, reason) in enumerate(report.containers, 1):
             # Labels are anyone's on a shared engine: a newline in one would forge an entry.
             path = info.labels.get(LABEL_PROJECT_PATH)
-            app.out(f"  [{i}] {printable(info.name)}")
-            app.out(f"      Path: {printable(path) if path else '(unknown)'}")
-            app.out(f"      Reason: {reason}")
-            app.out(f"      Engine: {runtime.name}")
-        app.out()
-    leftover = [n for n in networks if n[1].name not in _networks_of(o[1] for o in orphans)]
-    if leftover:
-        app.out(f"Found {len(leftover)} orphan network(s) without a container:")
-        for runtime, network, reason in leftover:
-            app.out(f"  - {printable(network.name)} ({runtime.name}): {reason}")
-        app.out()
-    if args.yes:
-        selected = list(range(len(orphans)))
-        sweep = True
-    elif app.interactive:
-        picked = _select(app, len(orphans)) if orphans else []
-        if picked is None:
-            return 0
-        selected = picked
-        sweep = bool(selected) or (not orphans and app.confirm("Remove these networks?"))
-    else:
-        app.out("Nothing removed: run 'alca cleanup -y' to remove them without a prompt.")
+            lines.append(f"  [{i}] {printable(info.name)}")
+            lines.append(f"      Path: {printable(path) if path else '(unknown)'}")
+            lines.append(f"      Reason: {reason}")
+            lines.append(f"      Engine: {runtime.name}")
+        lines.append("")
+    alone = report.networks_alone
+    if alone:
+        lines.append(f"Found {len(alone)} orphan network(s) without a container:")
+        for runtime, network, reason in alone:
+            lines.append(f"  - {printable(network.name)} ({runtime.name}): {reason}")
+        lines.append("")
+    return lines
+
+
+def main(args: argparse.Namespace, app: App) -> int:
+    from alcatraz.sandbox.project import owner_label
+
+    owner = owner_label(app)
+    report = gather(app, owner)
+    if report.empty:
         return 0
-    if orphans and not selected:
+    for line in render(report):
+        app.out(line)
+    choice = _choose(args, app, report)
+    if choice is None:
+        return 0
+    selected, sweep = choice
+    if report.containers and not selected:
         app.out("No containers selected.")
         return 0
+    removed, failed = _remove_containers(app, [report.containers[i] for i in selected])
+    if report.containers:
+        app.out()
+        app.done(f"Removed {removed} container(s).")
+    if sweep:
+        for runtime, network, reason in _all_orphan_networks(app, owner):
+            _remove_network(app, runtime, network, reason)
+    return 1 if failed else 0
+
+
+def _choose(
+    args: argparse.Namespace, app: App, report: CleanupReport
+) -> tuple[list[int], bool] | None:
+    """The containers to remove and whether to sweep the networks; None when nothing is."""
+    count = len(report.containers)
+    if args.yes:
+        return list(range(count)), True
+    if not app.interactive:
+        app.out("Nothing removed: run 'alca cleanup -y' to remove them without a prompt.")
+        return None
+    picked = _select(app, count) if count else []
+    if picked is None:
+        return None
+    return picked, bool(picked) or (not count and app.confirm("Remove these networks?"))
+
+
+def _remove_containers(app: App, orphans: list[Orphan]) -> tuple[int, int]:
+    """Each container and its sync sessions; how many were removed, how many failed."""
+    from alcatraz.errors import AlcaError
+    from alcatraz.sandbox import filesync
+    from alcatraz.sync.mutagen import valid_label_value
+
     removed = failed = 0
-    for index in selected:
-        runtime, info, _reason = orphans[index]
+    for runtime, info, _reason in orphans:
         app.write(f"→ Removing {printable(info.name)}... ")
         try:
             project_id = info.labels.get(LABEL_PROJECT_ID)
@@ -176,13 +246,7 @@ def main(args: argparse.Namespace, app: App) -> int:
             continue
         app.out("done")
         removed += 1
-    if orphans:
-        app.out()
-        app.done(f"Removed {removed} container(s).")
-    if sweep:
-        for runtime, network, reason in _all_orphan_networks(app, owner):
-            _remove_network(app, runtime, network, reason)
-    return 1 if failed else 0
+    return removed, failed
 
 
 def _networks_of(infos: Iterable[ContainerInfo]) -> set[str]:
@@ -191,14 +255,14 @@ def _networks_of(infos: Iterable[ContainerInfo]) -> set[str]:
 
 def _orphan_networks(
     runtime: Runtime, owner: str, home: Path, orphans: list[ContainerInfo]
-) -> list[tuple[Runtime, NetworkInfo, str]]:
+) -> list[OrphanNetwork]:
     """Our networks whose project is gone, and that no live container of ours uses."""
     in_use = _networks_of(
         info
         for info in runtime.list_by_label(f"{LABEL_OWNER}={owner}")
         if info.name not in {o.name for o in orphans}
     )
-    found: list[tuple[Runtime, NetworkInfo, str]] = []
+    found: list[OrphanNetwork] = []
     for network in runtime.networks():
         if network.labels.get(LABEL_OWNER) != owner or network.name in in_use:
             continue
@@ -206,12 +270,12 @@ def _orphan_networks(
             continue
         reason = _owner_problem(network.labels, home)
         if reason is not None:
-            found.append((runtime, network, reason))
+            found.append(OrphanNetwork(runtime, network, reason))
     return found
 
 
-def _all_orphan_networks(app: App, owner: str) -> list[tuple[Runtime, NetworkInfo, str]]:
-    found: list[tuple[Runtime, NetworkInfo, str]] = []
+def _all_orphan_networks(app: App, owner: str) -> list[OrphanNetwork]:
+    found: list[OrphanNetwork] = []
     for runtime in _runtimes(app):
         found += _orphan_networks(runtime, owner, app.home, [])
     return found

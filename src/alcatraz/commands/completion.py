@@ -9,7 +9,6 @@ is generated. zsh reuses the bash function through `bashcompinit`.
 from __future__ import annotations
 
 import argparse
-import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,14 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def full_parser() -> argparse.ArgumentParser:
     """`alca`'s parser with every command's arguments (only this command pays for it)."""
-    from alcatraz.cli.parser import COMMANDS, build_parser
+    from alcatraz.commands.registry import full_parser as every_command
 
-    parser = build_parser(None)
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                importlib.import_module(COMMANDS[name][0]).add_arguments(sub)
-    return parser
+    return every_command()
 
 
 def _values(path: tuple[str, ...], action: argparse.Action) -> tuple[str, ...]:

@@ -58,16 +58,10 @@ def main(args: argparse.Namespace, app: App) -> int:
 def _sandbox_pid(app: App, project: Any) -> int:
     """The running sandbox's pid (0 if none), to read the layer in its own namespace too."""
     from alcatraz.errors import AlcaError
-    from alcatraz.runtime.detect import resolve_runtime
     from alcatraz.sandbox import project as sandbox
 
-    recorded = project.state.runtime.lower()
     try:
-        runtime, _ = resolve_runtime(
-            recorded if recorded in ("docker", "podman") else "auto",
-            runner=app.runner,
-            environ=app.environ,
-        )
+        runtime = sandbox.engine_for(app, "auto", project.state)
         info = sandbox.find_container(runtime, project)
     except AlcaError:
         return 0

@@ -28,10 +28,10 @@ if TYPE_CHECKING:
     from alcatraz.proc import Runner
     from alcatraz.runtime.base import Runtime
 
-__all__ = ["RUNTIME_ENV", "clear_cache", "resolve_runtime"]
+__all__ = ["ENGINES", "RUNTIME_ENV", "clear_cache", "resolve_runtime"]
 
 RUNTIME_ENV: Final = "ALCA_RUNTIME"
-_ENGINES: Final = ("docker", "podman")
+ENGINES: Final = ("docker", "podman")
 _PLATFORM_NAMES: Final = {"linux": "Linux", "darwin": "macOS"}
 
 _DOCKER_HINTS: Final = {
@@ -106,14 +106,14 @@ def _auto(runner: Runner, platform: str) -> tuple[Runtime, str]:
 
 
 def _choose(configured: str, env_value: str, runner: Runner, platform: str) -> tuple[Runtime, str]:
-    if configured in _ENGINES:
+    if configured in ENGINES:
         return _explicit(configured, f"configured runtime={configured}", runner, platform)
     if configured not in ("", "auto"):
         raise UsageError(
             f"unknown runtime {quote(configured)}: expected auto, docker or podman",
             hint='set runtime = "auto", "docker" or "podman"',
         )
-    if env_value in _ENGINES:
+    if env_value in ENGINES:
         return _explicit(env_value, f"{RUNTIME_ENV}={env_value}", runner, platform)
     if env_value not in ("", "auto"):
         raise UsageError(

@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from alcatraz import state
 from alcatraz.app import App
@@ -20,13 +20,11 @@ from alcatraz.errors import AlcaError, NotInitializedError, RefusedError, Unavai
 from alcatraz.paths import CONFIG_NAME, display_path, find_project_root
 from alcatraz.printable import printable
 from alcatraz.runtime.base import LABEL_PROJECT_ID, LABEL_PROJECT_PATH, ContainerInfo, Runtime
+from alcatraz.runtime.detect import ENGINES as ENGINES  # the engines a sandbox can live on
 from alcatraz.runtime.detect import resolve_runtime
 from alcatraz.sandbox import trust
 from alcatraz.state import ProjectStore
 from alcatraz.statefile import ProjectState
-
-#: The engines a sandbox can live on (the config's `runtime` may also say "auto").
-ENGINES: Final = ("docker", "podman")
 
 
 @dataclass
