@@ -14,8 +14,16 @@ from pathlib import PurePosixPath
 from typing import Final
 
 from alcatraz.config import model
-from alcatraz.config.netgrammar import GrammarError
-from alcatraz.config.values import Command
+from alcatraz.config.expand import check_env_key, check_env_value
+from alcatraz.config.netgrammar import (
+    GrammarError,
+    PortMapping,
+    parse_lan_rule,
+    parse_port,
+    parse_proxy,
+    port_from_object,
+)
+from alcatraz.config.values import Command, EnvVar
 from alcatraz.errors import ConfigError, quote
 
 _MEMORY = re.compile(r"(?P<number>\d+(?:\.\d+)?) ?(?P<unit>[bkmgtp])?(?:i?b)?", re.IGNORECASE)
@@ -199,3 +207,67 @@ def check_runtime(value: str) -> None:
 def check_hook(key: str, value: str) -> None:
     if "\x00" in value:
         raise ConfigError("hook contains a NUL character", key=key, hint="remove it")
+
+
+def name_key(key: str, name: str) -> str:
+    """`envs.NAME`, quoted when the name is not a bare TOML key."""
+    return f"{key}.{name}" if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f"{key}.{quote(name)}"
+
+
+def check_envs(key: str, raw: dict[str, str | model.EnvSpec]) -> dict[str, EnvVar]:
+    envs: dict[str, EnvVar] = {}
+    for name, value in raw.items():
+        try:
+            check_env_key(name)
+            env = (
+                EnvVar(value)
+                if isinstance(value, str)
+                else EnvVar(value.value, value.override_on_enter)
+            )
+            check_env_value(env.value)
+        except ConfigError as error:
+            raise error.located(key=name_key(key, name)) from None
+        envs[name] = env
+    return envs
+
+
+def check_lan_access(key: str, rules: list[str]) -> tuple[str, ...]:
+    for i, rule in enumerate(rules):
+        try:
+            parse_lan_rule(rule)
+        except GrammarError as error:
+            raise grammar_error(f"{key}[{i}]", error) from None
+    return tuple(rules)
+
+
+def parse_ports(key: str, raw: list[str | model.PortSpec]) -> tuple[PortMapping, ...]:
+    ports: list[PortMapping] = []
+    for i, port in enumerate(raw):
+        try:
+            if isinstance(port, str):
+                ports.append(parse_port(port))
+            else:
+                ports.append(
+                    port_from_object(port.port, port.host_port, port.host_ip, port.protocol)
+                )
+        except GrammarError as error:
+            raise grammar_error(f"{key}[{i}]", error) from None
+    return tuple(ports)
+
+
+def check_proxy(key: str, value: str) -> str:
+    try:
+        parse_proxy(value)
+    except GrammarError as error:
+        raise grammar_error(key, error) from None
+    return value
+
+
+def cpus_limit(key: str, value: float) -> float | None:
+    cpus = check_cpus(value)
+    return cpus if cpus > 0 else None  # 0 means no limit: the same as not set
+
+
+def checked_hook(key: str, value: str) -> str:
+    check_hook(key, value)
+    return value

@@ -14,8 +14,6 @@ the first error reported in a file does not depend on this table's order.
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -26,30 +24,27 @@ from alcatraz.config import model
 from alcatraz.config.caps import normalise_caps
 from alcatraz.config.checks import (
     check_container_path,
-    check_cpus,
-    check_hook,
+    check_envs,
     check_image,
+    check_lan_access,
     check_patterns,
     check_protected,
+    check_proxy,
     check_runtime,
-    grammar_error,
+    checked_hook,
+    cpus_limit,
+    name_key,
     parse_command,
     parse_memory,
+    parse_ports,
 )
-from alcatraz.config.expand import check_env_key, check_env_value
 from alcatraz.config.mounts import normalise_mounts
 from alcatraz.config.netgrammar import (
-    GrammarError,
-    PortMapping,
-    parse_lan_rule,
-    parse_port,
     parse_proxy,
-    port_from_object,
     render_port,
 )
 from alcatraz.config.protected import DEFAULT_PROTECTED
 from alcatraz.config.values import Caps, Command, EnvVar, Mount
-from alcatraz.errors import ConfigError, quote
 
 
 class Merge(Enum):
@@ -122,7 +117,7 @@ class Field:
     @property
     def doc(self) -> str | None:
         """The field's user documentation, from the model."""
-        return descriptions().get(self.key)
+        return model.descriptions().get(self.key)
 
     def read(self, raw: model.ConfigLayer) -> Any:
         """The field's value in one parsed file, None when the file does not set it."""
@@ -138,12 +133,7 @@ class Field:
         return [self.key]
 
 
-def name_key(key: str, name: str) -> str:
-    """`envs.NAME`, quoted when the name is not a bare TOML key."""
-    return f"{key}.{name}" if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f"{key}.{quote(name)}"
-
-
-# -- normalisers that are more than one check ---------------------------------------------
+# -- normalisers that adapt a check -----------------------------------------------------------
 
 
 def _checked(check: Callable[[str], object]) -> Normaliser:
@@ -156,67 +146,9 @@ def _checked(check: Callable[[str], object]) -> Normaliser:
     return normalise
 
 
-def _command(key: str, value: str | model.CommandSpec, ctx: Context) -> Command:
-    return parse_command(key, value)
-
-
-def _envs(key: str, raw: dict[str, str | model.EnvSpec], ctx: Context) -> dict[str, EnvVar]:
-    envs: dict[str, EnvVar] = {}
-    for name, value in raw.items():
-        try:
-            check_env_key(name)
-            env = (
-                EnvVar(value)
-                if isinstance(value, str)
-                else EnvVar(value.value, value.override_on_enter)
-            )
-            check_env_value(env.value)
-        except ConfigError as error:
-            raise error.located(key=name_key(key, name)) from None
-        envs[name] = env
-    return envs
-
-
-def _lan_access(key: str, rules: list[str], ctx: Context) -> tuple[str, ...]:
-    for i, rule in enumerate(rules):
-        try:
-            parse_lan_rule(rule)
-        except GrammarError as error:
-            raise grammar_error(f"{key}[{i}]", error) from None
-    return tuple(rules)
-
-
-def _ports(key: str, raw: list[str | model.PortSpec], ctx: Context) -> tuple[PortMapping, ...]:
-    ports: list[PortMapping] = []
-    for i, port in enumerate(raw):
-        try:
-            if isinstance(port, str):
-                ports.append(parse_port(port))
-            else:
-                ports.append(
-                    port_from_object(port.port, port.host_port, port.host_ip, port.protocol)
-                )
-        except GrammarError as error:
-            raise grammar_error(f"{key}[{i}]", error) from None
-    return tuple(ports)
-
-
-def _proxy(key: str, value: str, ctx: Context) -> str:
-    try:
-        parse_proxy(value)
-    except GrammarError as error:
-        raise grammar_error(key, error) from None
-    return value
-
-
-def _cpus(key: str, value: float, ctx: Context) -> float | None:
-    cpus = check_cpus(value)
-    return cpus if cpus > 0 else None  # 0 means no limit: the same as not set
-
-
-def _hook(key: str, value: str, ctx: Context) -> str:
-    check_hook(key, value)
-    return value
+def _keyed(check: Callable[[str, Any], Any]) -> Normaliser:
+    """A normaliser from a check that needs only the key and the value."""
+    return lambda key, value, ctx: check(key, value)
 
 
 # -- final values and their display ---------------------------------------------------------
@@ -283,7 +215,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "workdir_exclude",
         "workdir_exclude",
-        lambda key, value, ctx: check_patterns(key, value),
+        _keyed(check_patterns),
         final=lambda value: value or (),
         shown=list,
         default_origin=True,
@@ -298,7 +230,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "workdir_protect",
         "workdir_protect",
-        lambda key, value, ctx: check_protected(key, value),
+        _keyed(check_protected),
         merge=Merge.APPEND,
         final=_unique,
         shown=list,
@@ -308,7 +240,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "workdir_unprotect",
         "workdir_unprotect",
-        lambda key, value, ctx: check_protected(key, value),
+        _keyed(check_protected),
         merge=Merge.APPEND,
         final=_unique,
         shown=list,
@@ -333,7 +265,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "commands.up",
         "up",
-        _command,
+        _keyed(parse_command),
         merge=Merge.COMMAND,
         final=_final_command,
         shown=_command_text,
@@ -342,20 +274,32 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "commands.enter",
         "enter",
-        _command,
+        _keyed(parse_command),
         merge=Merge.COMMAND,
         final=_final_command,
         shown=_command_text,
         optional=True,
     ),
     Field("resources.memory", "memory", _checked(parse_memory), optional=True),
-    Field("resources.cpus", "cpus", _cpus, optional=True),
-    Field("hooks.post_up", "post_up", _hook, final=lambda value: value or "", optional=True),
-    Field("hooks.pre_down", "pre_down", _hook, final=lambda value: value or "", optional=True),
+    Field("resources.cpus", "cpus", _keyed(cpus_limit), optional=True),
+    Field(
+        "hooks.post_up",
+        "post_up",
+        _keyed(checked_hook),
+        final=lambda value: value or "",
+        optional=True,
+    ),
+    Field(
+        "hooks.pre_down",
+        "pre_down",
+        _keyed(checked_hook),
+        final=lambda value: value or "",
+        optional=True,
+    ),
     Field(
         "network.lan-access",
         "lan_access",
-        _lan_access,
+        _keyed(check_lan_access),
         merge=Merge.APPEND,
         shown=list,
         when_empty="default: no LAN access",
@@ -363,7 +307,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "network.ports",
         "ports",
-        _ports,
+        _keyed(parse_ports),
         final=lambda value: value or (),
         shown=lambda ports: [render_port(p) for p in ports],
         default_origin=True,
@@ -371,7 +315,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "network.proxy",
         "proxy",
-        _proxy,
+        _keyed(check_proxy),
         final=lambda value: parse_proxy(value) if value else None,
         shown_attr="proxy_text",
         optional=True,
@@ -386,7 +330,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "envs",
         "envs",
-        _envs,
+        _keyed(check_envs),
         merge=Merge.PER_NAME,
         final=_final_envs,
         shown=_shown_envs,
@@ -396,54 +340,6 @@ FIELDS: tuple[Field, ...] = (
 BY_KEY: Mapping[str, Field] = {f.key: f for f in FIELDS}
 
 
-def model_keys() -> list[str]:
-    """Leaf key paths in the order the model declares them (the `.alca.toml` shape)."""
-    keys: list[str] = []
-    for name in model.ConfigLayer.__struct_encode_fields__:
-        table = _TABLES.get(name)
-        if table is None:
-            keys.append(name)
-        else:
-            keys += [f"{name}.{leaf}" for leaf in table.__struct_encode_fields__]
-    return keys
-
-
-_TABLES: Mapping[str, Any] = {
-    "commands": model.CommandsLayer,
-    "resources": model.ResourcesLayer,
-    "network": model.NetworkLayer,
-    "hooks": model.HooksLayer,
-}
-
-
 def in_model_order() -> list[Field]:
     """The fields in the model's order: checks, and the document `config show --json` prints."""
-    return [BY_KEY[key] for key in model_keys() if key in BY_KEY]
-
-
-@functools.cache
-def descriptions() -> dict[str, str]:
-    """Key path (indices removed, names as `*`) -> the model's documentation of it."""
-    from msgspec import inspect as mi
-
-    found: dict[str, str] = {}
-
-    def walk(info: mi.Type, prefix: str) -> None:
-        if isinstance(info, mi.Metadata):
-            description = (info.extra_json_schema or {}).get("description")
-            if description and prefix:
-                found[prefix] = description  # deeper, more specific text wins
-            walk(info.type, prefix)
-        elif isinstance(info, mi.StructType):
-            for f in info.fields:
-                walk(f.type, f"{prefix}.{f.encode_name}" if prefix else f.encode_name)
-        elif isinstance(info, mi.UnionType):
-            for member in info.types:
-                walk(member, prefix)
-        elif isinstance(info, mi.ListType):
-            walk(info.item_type, prefix)
-        elif isinstance(info, mi.DictType):
-            walk(info.value_type, prefix + ".*")
-
-    walk(mi.type_info(model.ConfigLayer), "")
-    return found
+    return [BY_KEY[key] for key in model.model_keys() if key in BY_KEY]
