@@ -50,21 +50,21 @@ from alcatraz.config.values import Caps, Command, EnvVar, Mount
 class Merge(Enum):
     """How a file merged above combines a field with the files below it."""
 
-    OVERRIDE = "replaces the value below when it sets one"
-    APPEND = "appended: the entries below first, then this file's"
-    PER_NAME = "merged per name: this file's entry wins for each name it sets"
+    OVERRIDE = "a file that sets {presence} replaces the value below"
+    APPEND = "appended to the entries below"
+    PER_NAME = "merged per name: an entry replaces the one of the same name below"
     COMMAND = (
-        "replaces the command below when it sets a non-empty one; with `append = true` it is "
-        "joined to a non-empty command below with a space"
+        "a file that sets a non-empty command replaces the one below; with `append = true` "
+        "it is joined to a non-empty command below with a space"
     )
 
 
 class Presence(Enum):
     """When a value counts as set, for `Merge.OVERRIDE`."""
 
-    NON_EMPTY = "a value"
-    DEFINED = "a value, `false` included"
-    ENTRIES = "a value with at least one entry"
+    NON_EMPTY = "a non-empty value"
+    DEFINED = "any value (`false` too)"
+    ENTRIES = "at least one entry"
 
     def holds(self, value: Any) -> bool:
         if self is Presence.DEFINED:
@@ -118,6 +118,11 @@ class Field:
     def doc(self) -> str | None:
         """The field's user documentation, from the model."""
         return model.descriptions().get(self.key)
+
+    @property
+    def rule(self) -> str:
+        """How the key combines across files, in words (for the key reference)."""
+        return self.merge.value.format(presence=self.presence.value)
 
     def read(self, raw: model.ConfigLayer) -> Any:
         """The field's value in one parsed file, None when the file does not set it."""
