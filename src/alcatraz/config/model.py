@@ -2,9 +2,10 @@
 
 Each file (the project's `.alca.toml`, every `extends` and `includes` file) is converted on
 its own into a `ConfigLayer`, so an error names the file that caused it. Every field is
-optional here: a layer only says what it sets. Defaults and "required" are applied after
-merging (see `alcatraz.config.load`). The JSON Schema in `schema/` is generated from these
-classes, so the descriptions below are user documentation.
+optional here: a layer only says what it sets. Checks, merge rules, defaults and "required"
+are the field table's (`alcatraz.config.fields`). The JSON Schema in `schema/`, the key
+reference and the hints of errors are generated from these classes, so the descriptions
+below are user documentation.
 """
 
 from __future__ import annotations
