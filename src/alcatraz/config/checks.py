@@ -204,9 +204,10 @@ def check_runtime(value: str) -> None:
         )
 
 
-def check_hook(key: str, value: str) -> None:
+def check_hook(key: str, value: str) -> str:
     if "\x00" in value:
         raise ConfigError("hook contains a NUL character", key=key, hint="remove it")
+    return value
 
 
 def name_key(key: str, name: str) -> str:
@@ -215,6 +216,7 @@ def name_key(key: str, name: str) -> str:
 
 
 def check_envs(key: str, raw: dict[str, str | model.EnvSpec]) -> dict[str, EnvVar]:
+    """Names usable with `docker run -e`, values literal or exactly `${NAME}`."""
     envs: dict[str, EnvVar] = {}
     for name, value in raw.items():
         try:
@@ -232,6 +234,7 @@ def check_envs(key: str, raw: dict[str, str | model.EnvSpec]) -> dict[str, EnvVa
 
 
 def check_lan_access(key: str, rules: list[str]) -> tuple[str, ...]:
+    """Each rule parses; they are kept as written and parsed again once merged."""
     for i, rule in enumerate(rules):
         try:
             parse_lan_rule(rule)
@@ -241,6 +244,7 @@ def check_lan_access(key: str, rules: list[str]) -> tuple[str, ...]:
 
 
 def parse_ports(key: str, raw: list[str | model.PortSpec]) -> tuple[PortMapping, ...]:
+    """Both forms of a published port, as one `PortMapping` each."""
     ports: list[PortMapping] = []
     for i, port in enumerate(raw):
         try:
@@ -264,10 +268,6 @@ def check_proxy(key: str, value: str) -> str:
 
 
 def cpus_limit(key: str, value: float) -> float | None:
+    """The CPU limit, None for 0 (no limit)."""
     cpus = check_cpus(value)
     return cpus if cpus > 0 else None  # 0 means no limit: the same as not set
-
-
-def checked_hook(key: str, value: str) -> str:
-    check_hook(key, value)
-    return value

@@ -25,13 +25,13 @@ from alcatraz.config.caps import normalise_caps
 from alcatraz.config.checks import (
     check_container_path,
     check_envs,
+    check_hook,
     check_image,
     check_lan_access,
     check_patterns,
     check_protected,
     check_proxy,
     check_runtime,
-    checked_hook,
     cpus_limit,
     name_key,
     parse_command,
@@ -39,10 +39,7 @@ from alcatraz.config.checks import (
     parse_ports,
 )
 from alcatraz.config.mounts import normalise_mounts
-from alcatraz.config.netgrammar import (
-    parse_proxy,
-    render_port,
-)
+from alcatraz.config.netgrammar import parse_proxy, render_port
 from alcatraz.config.protected import DEFAULT_PROTECTED
 from alcatraz.config.values import Caps, Command, EnvVar, Mount
 
@@ -290,14 +287,14 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "hooks.post_up",
         "post_up",
-        _keyed(checked_hook),
+        _keyed(check_hook),
         final=lambda value: value or "",
         optional=True,
     ),
     Field(
         "hooks.pre_down",
         "pre_down",
-        _keyed(checked_hook),
+        _keyed(check_hook),
         final=lambda value: value or "",
         optional=True,
     ),
