@@ -2,13 +2,16 @@
 
 Each file (the project's `.alca.toml`, every `extends` and `includes` file) is converted on
 its own into a `ConfigLayer`, so an error names the file that caused it. Every field is
-optional here: a layer only says what it sets. Defaults and "required" are applied after
-merging (see `alcatraz.config.load`). The JSON Schema in `schema/` is generated from these
-classes, so the descriptions below are user documentation.
+optional here: a layer only says what it sets. Checks, merge rules, defaults and "required"
+are the field table's (`alcatraz.config.fields`). The JSON Schema in `schema/`, the key
+reference and the hints of errors are generated from these classes, so the descriptions
+below are user documentation.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import Annotated, Final
 
 import msgspec
@@ -330,3 +333,51 @@ def known_keys() -> dict[str, tuple[str, ...]]:
         "commands.enter": CommandSpec,
     }
     return {path: tuple(cls.__struct_encode_fields__) for path, cls in tables.items()}
+
+
+def model_keys() -> list[str]:
+    """Leaf key paths in the order the model declares them (the `.alca.toml` shape)."""
+    keys: list[str] = []
+    for name in ConfigLayer.__struct_encode_fields__:
+        table = _TABLES.get(name)
+        if table is None:
+            keys.append(name)
+        else:
+            keys += [f"{name}.{leaf}" for leaf in table.__struct_encode_fields__]
+    return keys
+
+
+_TABLES: Mapping[str, type[msgspec.Struct]] = {
+    "commands": CommandsLayer,
+    "resources": ResourcesLayer,
+    "network": NetworkLayer,
+    "hooks": HooksLayer,
+}
+
+
+@functools.cache
+def descriptions() -> dict[str, str]:
+    """Key path (indices removed, names as `*`) -> the model's documentation of it."""
+    from msgspec import inspect as mi
+
+    found: dict[str, str] = {}
+
+    def walk(info: mi.Type, prefix: str) -> None:
+        if isinstance(info, mi.Metadata):
+            description = (info.extra_json_schema or {}).get("description")
+            if description and prefix:
+                found[prefix] = description  # deeper, more specific text wins
+            walk(info.type, prefix)
+        elif isinstance(info, mi.StructType):
+            for f in info.fields:
+                walk(f.type, f"{prefix}.{f.encode_name}" if prefix else f.encode_name)
+        elif isinstance(info, mi.UnionType):
+            for member in info.types:
+                walk(member, prefix)
+        elif isinstance(info, mi.ListType):
+            walk(info.item_type, prefix)
+        elif isinstance(info, mi.DictType):
+            walk(info.value_type, prefix + ".*")
+
+    walk(mi.type_info(ConfigLayer), "")
+    return found

@@ -2,9 +2,10 @@
 
 The schema is itself generated from the msgspec model (`alcatraz.config.schema`), so the
 model's docstrings and field descriptions are the single source: a key added to the model
-shows up in the schema, then here. `tests/unit/test_config_reference.py` keeps the committed
-page current; regenerate it with `python scripts/gen-config-reference.py` (or
-`python -m alcatraz.config.reference`).
+shows up in the schema, then here. The closing section, how each key combines across
+files, comes from the field table (`alcatraz.config.fields`).
+`tests/unit/test_config_reference.py` keeps the committed page current; regenerate it
+with `python scripts/gen-config-reference.py` (or `python -m alcatraz.config.reference`).
 
 Only that script and the test import this module: nothing on the `alca` command paths does.
 """
@@ -272,11 +273,27 @@ def render_reference(schema: Mapping[str, Any]) -> str:
     return _Renderer(schema).render()
 
 
+def merge_section() -> str:
+    """How each key combines across files, from the field table (`alcatraz.config.fields`)."""
+    from alcatraz.config.fields import FIELDS
+
+    lines = [
+        "## How files combine",
+        "",
+        "A file's `extends` are merged below it and its `includes` above it (see"
+        " [config.md](config.md)). Going up that order, each key combines with the value"
+        " below it as follows; `extends` and `includes` themselves are not merged.",
+        "",
+    ]
+    lines += [f"- {_code(f.key)}: {_prose(f.rule)}." for f in FIELDS]
+    return "\n".join(lines) + "\n"
+
+
 def reference_text() -> str:
-    """The page for the current model."""
+    """The page for the current model and field table."""
     from alcatraz.config.schema import generate_schema
 
-    return render_reference(generate_schema())
+    return render_reference(generate_schema()) + "\n" + merge_section()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
