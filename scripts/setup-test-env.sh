@@ -52,7 +52,7 @@ readonly APT_PACKAGES=(
   catatonit               # Podman's --init (a Recommends, skipped without recommends)
   iptables kmod ca-certificates git procps util-linux tar gzip
   debootstrap openssl     # the Debian test image; the lab's CA (tests/integration/test_names)
-  zsh fish tmux           # zsh and fish: tests/unit/test_completion.py drives them
+  zsh fish tmux           # zsh and fish: tests/unit/commands/test_completion.py drives them
   uidmap slirp4netns fuse-overlayfs python3  # the rootless lane (setup-rootless-lane.sh)
 )
 

@@ -4,7 +4,7 @@ The schema is itself generated from the msgspec model (`alcatraz.config.schema`)
 model's docstrings and field descriptions are the single source: a key added to the model
 shows up in the schema, then here. The closing section, how each key combines across
 files, comes from the field table (`alcatraz.config.fields`).
-`tests/unit/test_config_reference.py` keeps the committed page current; regenerate it
+`tests/unit/config/test_reference.py` keeps the committed page current; regenerate it
 with `python scripts/gen-config-reference.py` (or `python -m alcatraz.config.reference`).
 
 Only that script and the test import this module: nothing on the `alca` command paths does.

@@ -227,7 +227,7 @@ def test_a_writable_mount_of_host_agent_config_warns(tmp_path: Path) -> None:
 
 
 def test_a_preset_config_has_no_writable_agent_config(tmp_path: Path) -> None:
-    from tests.unit.test_agent_presets import create_sources, run_init
+    from tests.unit.init.test_agents import create_sources, run_init
 
     path = bin_dir(tmp_path)
     setup = make_app(tmp_path, path)

@@ -13,7 +13,7 @@ import pytest
 from alcatraz.config.reference import REFERENCE_PATH, reference_text, render_reference
 from alcatraz.config.schema import generate_schema
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / REFERENCE_PATH
 FIX = "run `python scripts/gen-config-reference.py` and commit docs/config-reference.md"
 

@@ -30,7 +30,7 @@ from alcatraz.runtime.docker import DockerRuntime
 from alcatraz.runtime.podman import PodmanRuntime
 from tests.fakes import FakeRunner
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "runtime"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "runtime"
 
 
 def docker(runner: FakeRunner | None = None) -> DockerRuntime:

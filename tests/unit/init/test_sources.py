@@ -19,8 +19,8 @@ from alcatraz.init.sources import source_notes
 from alcatraz.printable import printable_ascii
 from tests.conftest import tree_snapshot
 from tests.fakes import FakeTTY
-from tests.unit.test_init import err, out, run_init
-from tests.unit.test_presets import NODE, Repo, make_app, make_repo
+from tests.unit.commands.test_init import err, out, run_init
+from tests.unit.init.test_presets import NODE, Repo, make_app, make_repo
 
 PRESET = ".alca.node.toml"
 NEWER = 'image = "node:24"\n'

@@ -17,7 +17,7 @@ from alcatraz.config.load import load_config
 from alcatraz.config.schema import SCHEMA_DRAFT, generate_schema, schema_text
 from alcatraz.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 COMMITTED = REPO / "schema" / "alca-config.schema.json"
 
 

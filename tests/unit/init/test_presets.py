@@ -17,7 +17,7 @@ from alcatraz.init import preset_cache, preset_url, presets
 from alcatraz.init.files import write_text_atomic
 from tests.conftest import tree_snapshot
 from tests.fakes import FakeTTY, project_app
-from tests.unit.test_init import err, out, run_init
+from tests.unit.commands.test_init import err, out, run_init
 
 NODE = 'image = "node:22"\n'
 EXAMPLE = '[envs]\nEXAMPLE = "1"\n'
