@@ -80,14 +80,14 @@ class UpRun:
             engine=chosen.name,
             container_engine=found_on.name,
             running=self.info.state is ContainerState.RUNNING,
-            drift=tuple(self._drift(chosen, detached)),
+            drift=tuple(self._drift(self.info, chosen, detached)),
             detached=detached,
             needs_firewall=guard.needs_firewall(self.config),
             force=force,
         )
 
-    def _drift(self, chosen: Runtime, detached: bool) -> list[str]:
-        assert self.info is not None  # noqa: S101 - observe() found it
+    def _drift(self, info: ContainerInfo, chosen: Runtime, detached: bool) -> list[str]:
+        """How the container differs from what this configuration would build."""
         lines = drift.compare(
             self.project.state.snapshot or {},
             self.snapshot,
@@ -96,10 +96,10 @@ class UpRun:
         )
         if detached:
             lines.append("Network: the container is not on its isolated project network")
-        elif not self.info.dns and resolver.expected(self.config):
+        elif not info.dns and resolver.expected(self.config):
             lines.append("Names: the container does not use the project's resolver")
         return lines + drift.source_drift(
-            self.project.state.source_pins, self.info.restart_policy, sources.pins(self.config)
+            self.project.state.source_pins, info.restart_policy, sources.pins(self.config)
         )
 
     @cached_property
@@ -210,7 +210,8 @@ class UpRun:
         )
 
     def do_rules(self, step: Step) -> None:
-        assert self.network is not None  # noqa: S101 - NETWORK comes first in every plan
+        if self.network is None:
+            raise AlcaError("internal error: RULES planned before NETWORK")
         self.isolation = guard.load_rules(
             self.app,
             self.config,
@@ -226,7 +227,7 @@ class UpRun:
     @property
     def _isolation(self) -> guard.Isolation:
         if self.isolation is None:
-            raise AlcaError("internal error: a step needs the rules before RULES ran")
+            raise AlcaError("internal error: a step that needs the rules planned before RULES")
         return self.isolation
 
     # The container.
