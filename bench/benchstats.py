@@ -127,6 +127,22 @@ def verdict(summary: Summary, target: float, direction: Direction) -> Verdict:
     return Verdict(status, value, target, direction)
 
 
+Comparison = Literal["faster", "slower", "within noise"]
+
+
+def compare(ratio: Summary) -> Comparison:
+    """A candidate/baseline time ratio, read against 1.0 with its spread.
+
+    "within noise" when the IQR of the per-round ratios contains 1.0 (the rounds disagree
+    on which is faster); otherwise the whole IQR says "faster" (below 1) or "slower".
+    """
+    if ratio.q3 < 1.0:
+        return "faster"
+    if ratio.q1 > 1.0:
+        return "slower"
+    return "within noise"
+
+
 def schedule(variants: Sequence[str], rounds: int, seed: int = 0) -> list[list[str]]:
     """The order of variants in each round: shuffled, and every second round reversed.
 

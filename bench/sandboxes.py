@@ -18,7 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,22 +63,36 @@ class Sandbox:
     root: Path
     env: dict[str, str]
     alca: str
+    #: How alca is started when not through the console script, e.g. `python -m alcatraz`
+    #: with `PYTHONPATH` in `env` naming another revision's source (bench/revisions.py).
+    launcher: list[str] = field(default_factory=list)
 
     @classmethod
-    def create(cls, engine: str, workdir: Path, env: dict[str, str], alca: str) -> Sandbox:
+    def create(
+        cls,
+        engine: str,
+        workdir: Path,
+        env: dict[str, str],
+        alca: str,
+        launcher: list[str] | None = None,
+    ) -> Sandbox:
         root = workdir / f"project-{engine}"
         (root / "src" / "pkg").mkdir(parents=True, exist_ok=True)
         (root / ".alca.toml").write_text(f'image = "{IMAGE}"\nruntime = "{engine}"\n')
-        sandbox = cls(engine, root, env, alca)
+        sandbox = cls(engine, root, env, alca, list(launcher or []))
         sandbox.alca_cmd(["trust", "--yes"])
         return sandbox
+
+    def argv(self, args: list[str]) -> list[str]:
+        """The argv of `alca ARGS`: the launcher if one is set, else the console script."""
+        return [*(self.launcher or [self.alca]), *args]
 
     def alca_cmd(
         self, args: list[str], *, debug: bool = False, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         env = dict(self.env, ALCA_DEBUG="1") if debug else self.env
         proc = subprocess.run(
-            [self.alca, *args],
+            self.argv(args),
             cwd=self.root,
             env=env,
             stdin=subprocess.DEVNULL,

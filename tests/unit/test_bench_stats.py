@@ -146,3 +146,18 @@ def test_formatting():
     s = _summary(1.1, 1.234, 1.3)
     assert bs.fmt_ratio(s) == "1.23 (IQR 1.10–1.30)"
     assert bs.fmt_ms_summary(_summary(100.0, 123.45, 130.0)) == "123.5 ms (IQR 100.0–130.0)"
+
+
+@pytest.mark.parametrize(
+    ("q1", "median", "q3", "expected"),
+    [
+        (0.90, 0.95, 0.98, "faster"),
+        (1.01, 1.04, 1.10, "slower"),
+        (0.97, 1.01, 1.03, "within noise"),
+        (0.97, 0.99, 1.00, "within noise"),  # an IQR touching 1.0 does not decide
+        (1.00, 1.00, 1.00, "within noise"),
+    ],
+)
+def test_compare_reads_the_ratio_iqr_against_one(q1, median, q3, expected):
+    ratio = bs.Summary(n=9, median=median, q1=q1, q3=q3, low=q1, high=q3)
+    assert bs.compare(ratio) == expected
