@@ -625,8 +625,10 @@ def shim(bin_dir: Path, engine: str, mode: str) -> dict[str, str]:
         body = f'unset {variable}\nexec {real} "$@"\n'
         env = {variable: "tcp://127.0.0.1:1"}
     elif mode == "rootless":
-        probe, answer = (
-            ("{{json .SecurityOptions}}", '["name=seccomp,profile=builtin","name=rootless"]')
+        from alcatraz.runtime.docker import DockerRuntime
+
+        probe, answer = (  # a literal tab between Docker's two facts
+            (DockerRuntime.FACTS_FORMAT, '["name=seccomp,profile=builtin","name=rootless"]\t"x"')
             if engine == "docker"
             else ("{{.Host.Security.Rootless}}", "true")
         )

@@ -46,20 +46,29 @@ class DockerRuntime(CliRuntime):
 
     VERSION_FORMAT: ClassVar[str] = "{{.Server.Version}}"
 
+    #: Both facts `up` asks Docker, in one `docker info` (each call costs ~15 ms).
+    FACTS_FORMAT: ClassVar[str] = "{{json .SecurityOptions}}\t{{json .OperatingSystem}}"
+
     def __init__(self, runner: Runner, *, executable: str = "docker", name: str = "Docker") -> None:
         super().__init__(executable, name, runner)
-        self._info: dict[str, str] = {}
+        self._facts: tuple[str, str] | None = None
 
-    def _engine_fact(self, template: str) -> str:
-        """`docker info --format TEMPLATE`, asked once per command (the engine stays put)."""
-        if template not in self._info:
-            result = self._checked(["info", "--format", template], timeout=PROBE_TIMEOUT)
-            self._info[template] = result.stdout
-        return self._info[template]
+    def _engine_facts(self) -> tuple[str, str]:
+        """(security options, operating system) as JSON text, asked once per command."""
+        if self._facts is None:
+            result = self._checked(["info", "--format", self.FACTS_FORMAT], timeout=PROBE_TIMEOUT)
+            options, _, system = result.stdout.strip("\n").partition("\t")
+            self._facts = (options, system)
+        return self._facts
 
     def is_rootless(self) -> bool:
-        return rootless_from_security_options(self._engine_fact("{{json .SecurityOptions}}"))
+        return rootless_from_security_options(self._engine_facts()[0])
 
     def operating_system(self) -> str:
         """The engine's OS as Docker reports it ("OrbStack", "Docker Desktop", a distro)."""
-        return self._engine_fact("{{.OperatingSystem}}").strip()
+        text = self._engine_facts()[1].strip()
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return text
+        return value if isinstance(value, str) else ""

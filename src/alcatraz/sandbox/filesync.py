@@ -117,11 +117,11 @@ def prepare_container_paths(runtime: Runtime, name: str, config: Config) -> None
 
 def start(app: App, runtime: Runtime, config: Config, project_id: str, container: str) -> None:
     """Make sure every synced mount has a healthy session; flush them all."""
-    from alcatraz.sync.mutagen import project_selector, session_labels, session_name
-
     mounts = synced_mounts(config)
     if not mounts:
-        return
+        return  # before importing Mutagen's modules: a warm `up` without sync needs none
+    from alcatraz.sync.mutagen import project_selector, session_labels, session_name
+
     mutagen = mutagen_for(app, runtime)
     key = project_key(project_id)
     existing = {s.name: s for s in mutagen.list(project_selector(project_id))}

@@ -639,7 +639,7 @@ def test_not_available(failure: Result | AlcaError) -> None:
 def test_docker_rootless(out: str, rootless: bool) -> None:
     runner = FakeRunner().on("docker", "info", out=out + "\n")
     assert docker(runner).is_rootless() is rootless
-    assert runner.calls == [("docker", "info", "--format", "{{json .SecurityOptions}}")]
+    assert runner.calls == [("docker", "info", "--format", DockerRuntime.FACTS_FORMAT)]
 
 
 @pytest.mark.parametrize("out", ["", "null", "<no value>", '{"a": 1}'])

@@ -16,7 +16,7 @@ from tests.fakes import FakeRunner
 
 DOCKER_PROBE = ("docker", "version", "--format", "{{.Server.Version}}")
 PODMAN_PROBE = ("podman", "version", "--format", "{{.Version}}")
-DOCKER_OS = ("docker", "info", "--format", "{{.OperatingSystem}}")
+DOCKER_OS = ("docker", "info", "--format", DockerRuntime.FACTS_FORMAT)
 NO_ENV: dict[str, str] = {}
 
 
@@ -31,7 +31,7 @@ def engines(*, docker: bool, podman: bool, os_name: str = "Docker Desktop") -> F
     """A runner on which the given engines answer their probes."""
     runner = FakeRunner()
     if docker:
-        runner.on(*DOCKER_PROBE, out="27.1.1\n").on(*DOCKER_OS, out=os_name + "\n")
+        runner.on(*DOCKER_PROBE, out="27.1.1\n").on(*DOCKER_OS, out=f'[]\t"{os_name}"\n')
     else:
         runner.on(
             *DOCKER_PROBE,
