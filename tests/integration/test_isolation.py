@@ -360,6 +360,10 @@ def test_proxy_redirects_under_allow_all(
     assert not problems, "\n".join(problems)
     ok, detail = sandbox.rules_verified()
     assert ok, detail
+    status = sandbox.ok("status").stdout
+    assert 'Network isolation: Off (lan-access = ["*"]' in status, status
+    assert "transparent proxy rules loaded" in status, status
+    assert "Network isolation is off" in sandbox.ok("net", "log").stdout
 
 
 def test_proxy_under_allow_all_run_refuses_without_its_rules(
