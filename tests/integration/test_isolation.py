@@ -274,10 +274,12 @@ def proxy_allow_all_cells(gateway: str) -> tuple[list[Cell], set[str]]:
 
 
 def proxy_problems(
-    report: Report, proxy: OrigDstProxy, proxied: set[str], gateway: str
+    report: Report, proxy: OrigDstProxy, proxied: set[str], gateway: str, *, counted: bool
 ) -> list[str]:
     """What went wrong: a proxied cell that went direct or reached the proxy with the wrong
-    original destination, another cell redirected, or a verdict other than expected."""
+    original destination, another cell redirected, or a verdict other than expected (a
+    block is BLOCK-OK when judged with the host's counters, else BLOCK: nothing arrived)."""
+    blocked = Verdict.BLOCK_OK if counted else Verdict.BLOCK
     problems: list[str] = []
     for result in report.results:
         at_proxy = proxy.by_token(result.token)
@@ -293,7 +295,7 @@ def proxy_problems(
             continue
         if at_proxy:
             problems.append(f"{result.cell.key} was redirected to the proxy: {at_proxy}")
-        want_verdict = Verdict.ALLOW_OK if result.expect == Expect.ALLOW else Verdict.BLOCK_OK
+        want_verdict = Verdict.ALLOW_OK if result.expect == Expect.ALLOW else blocked
         if result.verdict != want_verdict:
             problems.append(result.describe())
     return problems
@@ -313,7 +315,7 @@ def proxy_matrix(
     print(report.table())
     print("proxy saw:", proxy.records)
     print(chain_text(f"p_{sandbox.key}_nat"))
-    return report, proxy_problems(report, proxy, proxied, gateway)
+    return report, proxy_problems(report, proxy, proxied, gateway, counted=counted)
 
 
 def test_proxy_redirects_internet_tcp_and_nothing_private(
