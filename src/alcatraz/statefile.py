@@ -180,6 +180,8 @@ class IsolationRecord(NamedTuple):
     #: [pid, start time] of the init the in-namespace layer was loaded into (None: no layer);
     #: the start time is None when the process was already gone.
     inside: tuple[int, int | None] | None = None
+    #: A transparent proxy is loaded: `alca run` checks the rules even with allow-all.
+    proxied: bool = False
 
     @classmethod
     def from_json(
@@ -203,6 +205,7 @@ class IsolationRecord(NamedTuple):
                 else ResolverEntry.from_json(resolver.data, file, resolver.prefix)
             ),
             inside=_inside(read),
+            proxied=read.flag("proxied"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -220,6 +223,8 @@ class IsolationRecord(NamedTuple):
         }
         if self.inside is not None:
             data["inside"] = list(self.inside)
+        if self.proxied:
+            data["proxied"] = True
         return data
 
 

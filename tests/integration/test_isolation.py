@@ -12,7 +12,8 @@ and probed through `alca run`:
   `${alca:HOST_IP}:19001` opening only the gateway's port 19001);
 * `["*"]`: everything reachable, `alca status` says isolation is Off;
 * a transparent proxy: internet TCP DNATed to the proxy, LAN and host TCP not redirected
-  and still blocked; an IPv6 proxy loads;
+  and still blocked, UDP to the proxy's port (only) open; with `lan-access = ["*"]` internet
+  TCP still DNATed, the LAN reached directly; an IPv6 proxy loads;
 * an IPv6 `lan-access` entry on an IPv4-only network loads and verifies;
 * `alca net log` and `alca network-helper status` read the kernel;
 * engines alca cannot protect (remote, rootless) are refused with exit 77, nothing created.
@@ -25,7 +26,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +57,7 @@ from tests.lab.matrix import (
     OPEN,
     Cell,
     Expect,
+    Report,
     Verdict,
     tier_b_cells,
 )
@@ -82,6 +86,7 @@ class Sandboxes:
         *,
         lan_access: tuple[str, ...] | list[str] = (),
         proxy: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> Project:
         key = (engine, name)
         if key not in self.made:
@@ -90,7 +95,7 @@ class Sandboxes:
                 engine, f"{engine[0]}{name}", lan_access=lan_access, proxy=proxy
             )
             self.made[key] = project
-            project.up()
+            project.up(**(env or {}))
         return self.made[key]
 
 
@@ -254,26 +259,27 @@ def proxy_cells(gateway: str) -> tuple[list[Cell], set[str]]:
         Cell("PX-M", "169.254.169.254", "tcp", 80, block),
         Cell("PX-4", WAN, "udp", 17000, allow, note="UDP is not redirected (documented)"),
         Cell("PX-4", LAN, "udp", 17000, block),
+        Cell("PX-7", GATEWAY, "udp", PROXY_PORT, allow, note="UDP to the proxy's port passes"),
+        Cell("PX-7", GATEWAY, "udp", 19004, block, note="another UDP port of the proxy's host"),
     ]
     proxied = {c.key for c in cells if c.id in ("PX-1", "PX-6")}
     return cells, proxied
 
 
-def test_proxy_redirects_internet_tcp_and_nothing_private(
-    engine: CliRuntime, lab: Lab, sandboxes: Sandboxes, record_property: pytest.RecordProperty
-) -> None:
-    sandbox = sandboxes.get(engine.executable, "px", proxy=f"${{alca:HOST_IP}}:{PROXY_PORT}")
-    gateway = str(sandbox.status_json()["isolation"]["gateway"])
-    proxy = OrigDstProxy(gateway, PROXY_PORT)
-    try:
-        cells, proxied = proxy_cells(gateway)
-        report = sandbox.matrix(cells, DEFAULT, lab)
-    finally:
-        proxy.close()
-    attach(record_property, f"{engine.executable}/proxy", report)
-    print("proxy saw:", proxy.records)
-    print(chain_text(f"p_{sandbox.key}_nat"))
+def proxy_allow_all_cells(gateway: str) -> tuple[list[Cell], set[str]]:
+    """With `lan-access = ["*"]`: internet TCP proxied, everything private reached directly."""
+    cells, proxied = proxy_cells(gateway)
+    allow = {DEFAULT: Expect.ALLOW}
+    return [c if c.key in proxied else replace(c, expect=allow) for c in cells], proxied
 
+
+def proxy_problems(
+    report: Report, proxy: OrigDstProxy, proxied: set[str], gateway: str, *, counted: bool
+) -> list[str]:
+    """What went wrong: a proxied cell that went direct or reached the proxy with the wrong
+    original destination, another cell redirected, or a verdict other than expected (a
+    block is BLOCK-OK when judged with the host's counters, else BLOCK: nothing arrived)."""
+    blocked = Verdict.BLOCK_OK if counted else Verdict.BLOCK
     problems: list[str] = []
     for result in report.results:
         at_proxy = proxy.by_token(result.token)
@@ -289,10 +295,99 @@ def test_proxy_redirects_internet_tcp_and_nothing_private(
             continue
         if at_proxy:
             problems.append(f"{result.cell.key} was redirected to the proxy: {at_proxy}")
-        want_verdict = Verdict.ALLOW_OK if result.expect == Expect.ALLOW else Verdict.BLOCK_OK
+        want_verdict = Verdict.ALLOW_OK if result.expect == Expect.ALLOW else blocked
         if result.verdict != want_verdict:
             problems.append(result.describe())
+    return problems
+
+
+def proxy_matrix(
+    sandbox: Project, lab: Lab, cells_for: Any, *, counted: bool = True
+) -> tuple[Report, list[str]]:
+    """Run the proxy cells against a sink proxy on the gateway; the report and problems."""
+    gateway = str(sandbox.status_json()["isolation"]["gateway"])
+    proxy = OrigDstProxy(gateway, PROXY_PORT)
+    try:
+        cells, proxied = cells_for(gateway)
+        report = sandbox.matrix(cells, DEFAULT, lab, counted=counted)
+    finally:
+        proxy.close()
+    print(report.table())
+    print("proxy saw:", proxy.records)
+    print(chain_text(f"p_{sandbox.key}_nat"))
+    return report, proxy_problems(report, proxy, proxied, gateway, counted=counted)
+
+
+def test_proxy_redirects_internet_tcp_and_nothing_private(
+    engine: CliRuntime, lab: Lab, sandboxes: Sandboxes, record_property: pytest.RecordProperty
+) -> None:
+    sandbox = sandboxes.get(engine.executable, "px", proxy=f"${{alca:HOST_IP}}:{PROXY_PORT}")
+    report, problems = proxy_matrix(sandbox, lab, proxy_cells)
+    attach(record_property, f"{engine.executable}/proxy", report)
     assert not problems, "\n".join(problems)
+
+
+def test_proxy_udp_and_tcp_with_both_layers(
+    engine: CliRuntime, lab: Lab, sandboxes: Sandboxes, record_property: pytest.RecordProperty
+) -> None:
+    """The same truth table with the layer in the sandbox's namespace loaded too (as a user
+    gets it): it must open the proxy's UDP port and block the rest alike. Judged without
+    the host's counters (the inner layer drops first)."""
+    sandbox = sandboxes.get(
+        engine.executable,
+        "pxin",
+        proxy=f"${{alca:HOST_IP}}:{PROXY_PORT}",
+        env={"ALCA_TEST_HOST_LAYER_ONLY": ""},
+    )
+    report, problems = proxy_matrix(sandbox, lab, proxy_cells, counted=False)
+    attach(record_property, f"{engine.executable}/proxy-both-layers", report)
+    assert not problems, "\n".join(problems)
+
+
+def test_proxy_redirects_under_allow_all(
+    engine: CliRuntime, lab: Lab, sandboxes: Sandboxes, record_property: pytest.RecordProperty
+) -> None:
+    """Issue #15: `lan-access = ["*"]` plus a proxy printed "Transparent proxy enabled" and
+    applied no DNAT. Internet TCP goes to the proxy; the LAN, the host and UDP are reached
+    directly (everything private is allowed); both layers loaded, as a user gets them."""
+    sandbox = sandboxes.get(
+        engine.executable,
+        "pxall",
+        lan_access=["*"],
+        proxy=f"${{alca:HOST_IP}}:{PROXY_PORT}",
+        env={"ALCA_TEST_HOST_LAYER_ONLY": ""},
+    )
+    report, problems = proxy_matrix(sandbox, lab, proxy_allow_all_cells, counted=False)
+    attach(record_property, f"{engine.executable}/proxy-allow-all", report)
+    assert not problems, "\n".join(problems)
+    ok, detail = sandbox.rules_verified()
+    assert ok, detail
+    status = sandbox.ok("status").stdout
+    assert 'Network isolation: Off (lan-access = ["*"]' in status, status
+    assert "transparent proxy rules loaded" in status, status
+    assert "Network isolation is off" in sandbox.ok("net", "log").stdout
+
+
+def test_proxy_under_allow_all_run_refuses_without_its_rules(
+    engine: CliRuntime, sandboxes: Sandboxes
+) -> None:
+    """The proxy is what `up` promised: `alca run` refuses when its rules are gone (as for
+    isolation), and `up` restores them."""
+    sandbox = sandboxes.get(
+        engine.executable,
+        "pxall",
+        lan_access=["*"],
+        proxy=f"${{alca:HOST_IP}}:{PROXY_PORT}",
+        env={"ALCA_TEST_HOST_LAYER_ONLY": ""},
+    )
+    assert sandbox.alca("run", "true").returncode == 0
+    sh(["nft", "flush", "chain", "inet", "alcatraz", f"p_{sandbox.key}_nat"])
+    sh(["nft", "flush", "chain", "inet", "alcatraz", f"p_{sandbox.key}_fwd"])
+    refused = sandbox.alca("run", "true")
+    assert refused.returncode == REFUSED, str(refused)
+    sandbox.up(ALCA_TEST_HOST_LAYER_ONLY="")
+    assert sandbox.alca("run", "true").returncode == 0
+    assert "dnat ip to" in chain_text(f"p_{sandbox.key}_nat")
 
 
 def test_ipv6_proxy_config_loads(engine: CliRuntime, sandboxes: Sandboxes) -> None:

@@ -937,6 +937,12 @@ PROXY = [
     proxy_case("env-var", "${HTTP_PROXY}:1080", "is not an alca token"),
     proxy_case("unspecified-host", "0.0.0.0:1080", "unspecified"),
     proxy_case("multicast-host", "224.0.0.1:1080", "multicast"),
+    # Accepted by the Go tool, useless for bridged traffic (docs/migrating.md): the fix
+    # names the token that reaches a proxy on this host, with the entry's port.
+    proxy_case(
+        "loopback-v4", "127.0.0.1:3128", '"127.0.0.1:3128"', "loopback", "${alca:HOST_IP}:3128"
+    ),
+    proxy_case("loopback-v6", "[::1]:1081", '"[::1]:1081"', "loopback", "${alca:HOST_IP}:1081"),
     proxy_case("v4-mapped-host", "[::ffff:1.2.3.4]:1080", "IPv4-mapped"),
     proxy_case("bare-ipv6", "::1:1080", "must be in brackets"),
     proxy_case("missing-bracket", "[::1:1080", "missing ']'"),

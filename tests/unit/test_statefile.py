@@ -95,7 +95,7 @@ def test_round_trip_of_every_field(tmp_path: Path) -> None:
         enter="cd .",
         override_envs={"TERM": "${TERM}"},
         stamps=(("/p/.alca.toml", 1, 2),),
-        isolation=record._replace(inside=(123, 456)),
+        isolation=record._replace(inside=(123, 456), proxied=True),
     )
     full = ProjectState(
         project_id="id",
@@ -149,6 +149,7 @@ WRONG: list[tuple[tuple[str, ...], object, str]] = [
     (("source_pins",), "x", "key source_pins should be an object, not a string"),
     (("isolation",), "on", "key isolation should be an object, not a string"),
     (("isolation", "enforced"), 1, "key isolation.enforced should be true or false"),
+    (("run_spec", "isolation", "proxied"), "yes", "isolation.proxied should be true or false"),
     (("isolation", "nft"), "nft", "key isolation.nft should be a list of strings"),
     (("isolation", "nft"), ["nft", 1], "key isolation.nft should be a list of strings"),
     (("isolation", "resolver"), [], "key isolation.resolver should be an object, not a list"),

@@ -36,7 +36,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     if state == "none":
         app.out("No sandbox network yet: run 'alca up'.")
         return 0
-    if state == "off":
+    if state == "off" or data.get("lan") == "all":  # ["*"], with or without a proxy
         app.out('Network isolation is off (lan-access = ["*"]): nothing is blocked or logged.')
         return 0
     app.out(

@@ -207,8 +207,13 @@ def sync_lines(sync: SyncView) -> list[Line]:
     return lines + _lines("")
 
 
+_OFF = 'Off (lan-access = ["*"]: the sandbox may reach your LAN and this host)'
+
+
 def isolation_line(isolation: Mapping[str, Any]) -> str:
     state = isolation.get("state")
+    if state == "enabled" and isolation.get("lan") == "all":  # ["*"] with a proxy
+        return f"{_OFF}; transparent proxy rules loaded"
     if state == "enabled":
         blocked = isolation.get("blocked", 0)
         return (
@@ -216,7 +221,7 @@ def isolation_line(isolation: Mapping[str, Any]) -> str:
             f"{blocked} blocked attempt{'s' if blocked != 1 else ''} (see 'alca net log')"
         )
     if state == "off":
-        return 'Off (lan-access = ["*"]: the sandbox may reach your LAN and this host)'
+        return _OFF
     if state == "outdated":
         return "Outdated: the rules are from an older configuration; run 'alca up' to apply"
     if state == "missing":

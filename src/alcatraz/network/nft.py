@@ -104,16 +104,20 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
     tag = f'comment "alcatraz {policy.key} {digest}"'
     lines = _project_headers(policy.key)
     fwd, inp, _ = chain_names(policy.key)
-    if policy.allow_all:
+    proxy_matches = _proxy_matches(policy)
+    if policy.allow_all and not proxy_matches:
         lines += [
             f"add rule {T} {fwd} accept {tag}",
             f"add rule {T} {inp} accept {tag}",
         ]
         return "\n".join(lines) + "\n"
-    allows = [m for rule in policy.rules for m in _rule_matches(rule)]
-    proxy_match = _proxy_match(policy)
-    lines += _forward_rules(policy.key, tag, allows, proxy_match)
-    lines += _input_rules(policy, tag, allows, proxy_match)
+    if policy.allow_all:
+        lines += _allow_all_forward_rules(policy.key, tag, proxy_matches)
+        lines.append(f"add rule {T} {inp} accept {tag}")
+    else:
+        allows = [m for rule in policy.rules for m in _rule_matches(rule)]
+        lines += _forward_rules(policy.key, tag, allows, proxy_matches)
+        lines += _input_rules(policy, tag, allows, proxy_matches)
     lines += _proxy_redirect(policy)
     return "\n".join(lines) + "\n"
 
@@ -134,31 +138,26 @@ def _project_headers(key: str) -> list[str]:
     ]
 
 
-def _proxy_match(policy: Policy) -> str | None:
-    """The match for TCP to the proxy itself, or None without a proxy."""
+def _proxy_matches(policy: Policy) -> list[str]:
+    """The matches for TCP and UDP to the proxy's host:port (as the Go tool allows both;
+    only TCP is redirected), or none without a proxy."""
     proxy = policy.proxy
     if proxy is None:
-        return None
+        return []
     host = proxy.host
     if isinstance(host, AlcaToken):
         raise ValueError("tokens must be resolved before rendering")
     family = "ip" if host.version == 4 else "ip6"
-    return f"{family} daddr {host} tcp dport {proxy.port}"
+    return [f"{family} daddr {host} {proto} dport {proxy.port}" for proto in ("tcp", "udp")]
 
 
-def _forward_rules(key: str, tag: str, allows: list[str], proxy_match: str | None) -> list[str]:
+def _forward_rules(key: str, tag: str, allows: list[str], proxy_matches: list[str]) -> list[str]:
     """Traffic leaving through the host: allowed rules, the proxy, then the blocked ranges."""
     fwd, _, _ = chain_names(key)
     seen4, seen6 = seen_sets(key)
     lines = [f"add rule {T} {fwd} ct state established,related accept {tag}"]
     lines += [f"add rule {T} {fwd} {m} accept" for m in allows]
-    if proxy_match:
-        lines += [
-            f"add rule {T} {fwd} {proxy_match} accept",
-            # With a proxy, TCP leaves only through it: anything not redirected (e.g. the
-            # other IP family) is dropped rather than going out directly.
-            f"add rule {T} {fwd} meta l4proto tcp counter drop",
-        ]
+    lines += _only_through_proxy(fwd, proxy_matches)
     lines += [
         f"add rule {T} {fwd} ip6 daddr ff02::/16 meta l4proto ipv6-icmp drop",
         f"add rule {T} {fwd} ip daddr {_set(BLOCKED4)} update @{seen4} {{ ip daddr }} counter drop",
@@ -170,7 +169,32 @@ def _forward_rules(key: str, tag: str, allows: list[str], proxy_match: str | Non
     return lines
 
 
-def _input_rules(policy: Policy, tag: str, allows: list[str], proxy_match: str | None) -> list[str]:
+def _only_through_proxy(fwd: str, proxy_matches: list[str]) -> list[str]:
+    """With a proxy, TCP leaves only through it: the proxy's host:port is accepted, and
+    TCP that was not redirected (e.g. the other IP family) is dropped, not sent direct."""
+    if not proxy_matches:
+        return []
+    return [f"add rule {T} {fwd} {m} accept" for m in proxy_matches] + [
+        f"add rule {T} {fwd} meta l4proto tcp counter drop"
+    ]
+
+
+def _allow_all_forward_rules(key: str, tag: str, proxy_matches: list[str]) -> list[str]:
+    """`lan-access = ["*"]` with a proxy: every private destination is reached directly (it
+    is not redirected), internet TCP only through the proxy, anything else passes."""
+    fwd, _, _ = chain_names(key)
+    return [
+        f"add rule {T} {fwd} ct state established,related accept {tag}",
+        f"add rule {T} {fwd} ip daddr {_set(BLOCKED4)} accept",
+        f"add rule {T} {fwd} ip6 daddr {_set(BLOCKED6)} accept",
+        *_only_through_proxy(fwd, proxy_matches),
+        f"add rule {T} {fwd} accept {tag}",
+    ]
+
+
+def _input_rules(
+    policy: Policy, tag: str, allows: list[str], proxy_matches: list[str]
+) -> list[str]:
     """Traffic to the host itself: DNS to the gateway, explicit exceptions, nothing else."""
     _, inp, _ = chain_names(policy.key)
     seen4, seen6 = seen_sets(policy.key)
@@ -181,8 +205,7 @@ def _input_rules(policy: Policy, tag: str, allows: list[str], proxy_match: str |
         f"add rule {T} {inp} ip daddr {gateway} tcp dport 53 accept",
     ]
     lines += [f"add rule {T} {inp} {m} accept" for m in allows]
-    if proxy_match:
-        lines.append(f"add rule {T} {inp} {proxy_match} accept")
+    lines += [f"add rule {T} {inp} {m} accept" for m in proxy_matches]
     lines += [
         # The kernel's own IPv6 neighbour/router discovery: dropped, but not an "attempt".
         f"add rule {T} {inp} ip6 daddr ff02::/16 meta l4proto ipv6-icmp drop",
@@ -196,8 +219,9 @@ def _input_rules(policy: Policy, tag: str, allows: list[str], proxy_match: str |
 def _proxy_redirect(policy: Policy) -> list[str]:
     """Transparent proxy: redirect outgoing TCP, except to the proxy, the LAN or the host.
 
-    LAN and host destinations stay blocked by the filter chains; the proxy is skipped so
-    that redirected traffic does not loop.
+    LAN and host destinations stay blocked by the filter chains (or, where `lan-access`
+    allows them, `["*"]` included, are reached directly); the proxy is skipped so that
+    redirected traffic does not loop. The same with or without `["*"]`.
     """
     proxy = policy.proxy
     if proxy is None or isinstance(proxy.host, AlcaToken):
@@ -283,8 +307,10 @@ def guard_script(policy: Policy) -> str:
     blocks, and the private addresses of the host (the gateway, other bridges, the LAN
     interface) as the input chain does; the host's public addresses it cannot know. The
     engine's resolver stays reachable (Docker: 127.0.0.11 on loopback; Podman: the gateway's
-    port 53). With `allow_all` the table is removed. One transaction, replacing any earlier
-    version.
+    port 53), and so is the proxy's host:port (TCP and UDP, as on the host). With `allow_all`
+    the table is removed, proxy or not: it would block nothing, and the redirect can only
+    happen on the host (the DNAT needs the host's nat hook). One transaction, replacing any
+    earlier version.
     """
     lines = [f"add table {G}", f"delete table {G}"]
     if policy.allow_all:
@@ -304,13 +330,7 @@ def guard_script(policy: Policy) -> str:
     lines += [
         f"add rule {G} output {m} accept" for rule in policy.rules for m in _rule_matches(rule)
     ]
-    proxy = policy.proxy
-    if proxy is not None:
-        host = proxy.host
-        if isinstance(host, AlcaToken):
-            raise ValueError("tokens must be resolved before rendering")
-        family = "ip" if host.version == 4 else "ip6"
-        lines.append(f"add rule {G} output {family} daddr {host} tcp dport {proxy.port} accept")
+    lines += [f"add rule {G} output {m} accept" for m in _proxy_matches(policy)]
     lines += [
         f"add rule {G} output ip daddr {_set(BLOCKED4)} update @seen4 {{ ip daddr }} counter drop",
         f"add rule {G} output ip6 daddr {_set(BLOCKED6)} update @seen6 {{ ip6 daddr }} counter drop",

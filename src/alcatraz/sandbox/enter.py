@@ -179,9 +179,11 @@ def run(args: list[str]) -> int:
             hint="run 'alca down', then 'alca up' to recreate the sandbox here",
         )
     isolation = spec.isolation
-    if isolation is not None and isolation.enforced and not rules_loaded(isolation):
+    guarded = isolation is not None and (isolation.enforced or isolation.proxied)
+    if isolation is not None and guarded and not rules_loaded(isolation):
+        what = "network isolation rules" if isolation.enforced else "transparent proxy rules"
         raise RefusedError(
-            "the sandbox's network isolation rules are not loaded: the command was not started",
+            f"the sandbox's {what} are not loaded: the command was not started",
             hint="run 'alca up' to restore them (they may have been flushed, or the machine "
             "rebooted without the network helper installed)",
         )

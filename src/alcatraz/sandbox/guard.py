@@ -58,6 +58,7 @@ class Isolation:
             allow_all=self.policy.allow_all,
             nft=tuple(self.firewall.command) if self.firewall else None,
             resolver=self.resolver,
+            proxied=self.firewall is not None and self.policy.proxy is not None,
         )
 
 
@@ -194,11 +195,7 @@ def load_rules(
     if fw is not None:
         table = fw.read()
         if not fw.verify(policy, table):
-            with app.progress(
-                "Applying network isolation rules..."
-                if not policy.allow_all
-                else "Registering the network (LAN access allowed)..."
-            ):
+            with app.progress(_applying(policy)):
                 fw.apply(policy, table)
                 Helper(app, runtime.executable).persist(fw)
         if isolation.enforced:
@@ -211,6 +208,14 @@ def load_rules(
     elif prepared.own_resolver:
         isolation.resolver = resolver.start(str(prepared.network.gateway), state_dir, app.environ)
     return isolation
+
+
+def _applying(policy: Policy) -> str:
+    if not policy.allow_all:
+        return "Applying network isolation rules..."
+    if policy.proxy is not None:
+        return "Applying transparent proxy rules (LAN access allowed)..."
+    return "Registering the network (LAN access allowed)..."
 
 
 #: Tests only: skip the sandbox-namespace layer, so a lab verdict is the host table's alone.

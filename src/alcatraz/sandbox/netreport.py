@@ -23,8 +23,9 @@ def report(
     """Isolation as the kernel has it now, for `status` and `net log`.
 
     `state` is one of: off, enabled, outdated (rules of an older config), missing, none
-    (no sandbox network yet). With the running container's `pid`, the blocked packets and
-    destinations include what the second layer in its namespace dropped first.
+    (no sandbox network yet); `lan: "all"`: `["*"]` with a proxy, whose rules the state is
+    of. With the running container's `pid`, the blocked packets and destinations include
+    what the second layer in its namespace dropped first.
     """
     if record is None:
         return {"state": "none"}
@@ -36,6 +37,8 @@ def report(
     }
     if record.allow_all and not config.proxy:
         return {**result, "state": "off"}
+    if record.allow_all:  # a proxy's rules, nothing isolated
+        result["lan"] = "all"
     command = list(record.nft or ())
     if not command:
         return {**result, "state": "missing"}

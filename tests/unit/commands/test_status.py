@@ -170,3 +170,15 @@ def test_no_container_and_an_unknown_state() -> None:
     assert "drift" not in missing.to_json()
     paused = replace(missing, container=replace(RUNNING, state="unknown"), drift=())
     assert text(render(paused)).endswith("\n\nContainer: Unknown state\n")
+
+
+def test_allow_all_with_a_proxy_says_off_and_that_the_proxy_is_loaded() -> None:
+    """`lan-access = ["*"]` with a proxy: isolation is off, yet its rules are read (issue #15)."""
+    from dataclasses import replace
+
+    report = replace(CREATED, isolation={**ENABLED, "lan": "all"})
+    line = next(x for x in text(render(report)).splitlines() if x.startswith("Network isolation"))
+    assert line == (
+        'Network isolation: Off (lan-access = ["*"]: the sandbox may reach your LAN and this '
+        "host); transparent proxy rules loaded"
+    )

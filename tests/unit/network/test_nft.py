@@ -54,6 +54,7 @@ CASES = {
     ),
     "proxy-v4": ([], "${alca:HOST_IP}:3128"),
     "proxy-v6": (["[2001:db8::1]:1080"], "[2001:db8::1]:1080"),
+    "proxy-allow-all": (["*"], "${alca:HOST_IP}:3128"),
 }
 
 
@@ -144,6 +145,41 @@ def test_proxy_never_redirects_lan_or_itself() -> None:
     assert "dnat ip6 to [2001:db8::1]:1080" in v6
 
 
+def test_proxy_redirects_under_allow_all_too() -> None:
+    """Issue #15: `lan-access = ["*"]` with a proxy applied no DNAT (the Go tool redirects)."""
+    script = nft.project_chains(_policy("proxy-allow-all"))  # type: ignore[arg-type]
+    lines = script.splitlines()
+    nat = [line for line in lines if "_nat " in line and "add rule" in line]
+    assert nat[-1].endswith("dnat ip to 10.213.7.1:3128"), nat
+    assert any("return" in line and "192.168.0.0/16" in line for line in nat), "LAN goes direct"
+    fwd = [line for line in lines if "_fwd " in line and "add rule" in line]
+    lan_accept = next(i for i, line in enumerate(fwd) if "192.168.0.0/16" in line)
+    tcp_drop = next(i for i, line in enumerate(fwd) if "meta l4proto tcp counter drop" in line)
+    assert fwd[lan_accept].endswith("accept") and lan_accept < tcp_drop, fwd
+    assert fwd[-1].startswith(f"add rule inet alcatraz p_{project_key(PROJECT_ID)}_fwd accept")
+    inp = [line for line in lines if "_in " in line and "add rule" in line]
+    assert inp == [f"add rule inet alcatraz p_{project_key(PROJECT_ID)}_in accept {_tag(script)}"]
+
+
+def _tag(script: str) -> str:
+    return next(line for line in script.splitlines() if "comment" in line).split(" accept ")[-1]
+
+
+@pytest.mark.parametrize("name", ["proxy-v4", "proxy-allow-all"])
+def test_proxy_host_port_is_open_to_tcp_and_udp_in_both_layers(name: str) -> None:
+    """As in the Go tool: the filter lets TCP and UDP reach the proxy's host:port."""
+    policy = _policy(name)
+    host = nft.project_chains(policy)  # type: ignore[arg-type]
+    key = project_key(PROJECT_ID)
+    for proto in ("tcp", "udp"):
+        rule = f"ip daddr 10.213.7.1 {proto} dport 3128 accept"
+        assert f"p_{key}_fwd {rule}" in host, (proto, host)
+        if name == "proxy-v4":
+            assert f"p_{key}_in {rule}" in host, (proto, host)
+            assert f"output {rule}" in nft.guard_script(policy), proto  # type: ignore[arg-type]
+    assert "udp dport 3128 dnat" not in host, "UDP is never redirected"
+
+
 def test_dispatch_replaces_a_stale_entry_for_the_same_bridge() -> None:
     script = nft.dispatch_elements(
         _policy("default"),  # type: ignore[arg-type]
@@ -229,7 +265,8 @@ def test_an_emptied_project_chain_fails_closed() -> None:
 def test_with_a_proxy_tcp_leaves_only_through_it() -> None:
     script = nft.project_chains(_policy("proxy-v6"))  # type: ignore[arg-type]
     fwd = [line for line in script.splitlines() if "_fwd " in line and "add rule" in line]
-    proxy_at = next(i for i, line in enumerate(fwd) if "2001:db8::1 tcp dport 1080 accept" in line)
+    proxy_at = next(i for i, line in enumerate(fwd) if "2001:db8::1 udp dport 1080 accept" in line)
+    assert "2001:db8::1 tcp dport 1080 accept" in fwd[proxy_at - 1]
     assert fwd[proxy_at + 1].endswith("meta l4proto tcp counter drop")
 
 

@@ -120,17 +120,26 @@ def parse_proxy(text: str) -> ProxyAddress:
         )
     port = port_number(after[1:], text)
     if not isinstance(host, AlcaToken):
-        _check_proxy_host(host, text)
+        _check_proxy_host(host, port, text)
     return ProxyAddress(host, port)
 
 
-def _check_proxy_host(host: IPAddress, whole: str) -> None:
+def _check_proxy_host(host: IPAddress, port: int, whole: str) -> None:
     reason = _unusable_proxy_host(host)
-    if reason:
-        raise GrammarError(
-            f"invalid proxy address {quote(whole)}: host {host} is {reason}",
-            "write the address the proxy listens on, e.g. 192.168.1.2:1080 or ${alca:HOST_IP}:1080",
+    if not reason:
+        return
+    if host.is_loopback:
+        # The Go tool accepted it and DNATed the sandbox's TCP to its own loopback: nothing
+        # ever reached the proxy (decision: refused, docs/migrating.md).
+        fix = (
+            "a proxy on this host must listen where the sandbox can reach it: bind it to the "
+            f'project network\'s gateway (or 0.0.0.0) and write "${{alca:HOST_IP}}:{port}"'
         )
+    else:
+        fix = (
+            "write the address the proxy listens on, e.g. 192.168.1.2:1080 or ${alca:HOST_IP}:1080"
+        )
+    raise GrammarError(f"invalid proxy address {quote(whole)}: host {host} is {reason}", fix)
 
 
 def render_proxy(p: ProxyAddress) -> str:
@@ -145,5 +154,5 @@ def resolve_proxy(p: ProxyAddress, values: Mapping[str, IPAddress]) -> ProxyAddr
     if not isinstance(p.host, AlcaToken):
         return p
     value = resolved_address(p.host, values, render_proxy(p))
-    _check_proxy_host(value, render_proxy(p))
+    _check_proxy_host(value, p.port, render_proxy(p))
     return replace(p, host=value)
