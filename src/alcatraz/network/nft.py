@@ -308,9 +308,10 @@ def guard_script(policy: Policy) -> str:
     interface) as the input chain does; the host's public addresses it cannot know. The
     engine's resolver stays reachable (Docker: 127.0.0.11 on loopback; Podman: the gateway's
     port 53), and so is the proxy's host:port (TCP and UDP, as on the host). With `allow_all`
-    the table is removed, proxy or not: it would block nothing, and the redirect can only
-    happen on the host (the DNAT needs the host's nat hook). One transaction, replacing any
-    earlier version.
+    the table is removed, proxy or not: it would block nothing. It never redirects (a nat
+    output chain here would work, but the proxy's SO_ORIGINAL_DST would name the proxy
+    itself), so without the host's table TCP leaves past the proxy. One transaction,
+    replacing any earlier version.
     """
     lines = [f"add table {G}", f"delete table {G}"]
     if policy.allow_all:
