@@ -30,6 +30,8 @@ FAMILY: Final = "inet"
 T: Final = f"{FAMILY} {TABLE}"
 BRIDGE_PATTERN: Final = "alca-*"
 SEEN_TIMEOUT: Final = "1d"
+#: IPv6 prefixes that embed any IPv4 address, public ones included (NAT64, 6to4).
+EMBEDDING_IPV4: Final = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("2002::/16"))
 
 
 def chain_names(key: str) -> tuple[str, str, str]:
@@ -181,11 +183,16 @@ def _only_through_proxy(fwd: str, proxy_matches: list[str]) -> list[str]:
 
 def _allow_all_forward_rules(key: str, tag: str, proxy_matches: list[str]) -> list[str]:
     """`lan-access = ["*"]` with a proxy: every private destination is reached directly (it
-    is not redirected), internet TCP only through the proxy, anything else passes."""
+    is not redirected), internet TCP only through the proxy, anything else passes.
+
+    The IPv6 prefixes that embed any IPv4 address (NAT64, 6to4) reach public hosts too:
+    TCP to them is dropped before the private ranges are accepted, so no translator carries
+    TCP past the proxy."""
     fwd, _, _ = chain_names(key)
     return [
         f"add rule {T} {fwd} ct state established,related accept {tag}",
         f"add rule {T} {fwd} ip daddr {_set(BLOCKED4)} accept",
+        f"add rule {T} {fwd} ip6 daddr {_set(EMBEDDING_IPV4)} meta l4proto tcp counter drop",
         f"add rule {T} {fwd} ip6 daddr {_set(BLOCKED6)} accept",
         *_only_through_proxy(fwd, proxy_matches),
         f"add rule {T} {fwd} accept {tag}",

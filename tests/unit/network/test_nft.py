@@ -329,13 +329,6 @@ def test_guard_with_lan_access_all_only_removes_the_table() -> None:
 EMBEDDING_IPV4 = ("64:ff9b::/96", "2002::/16")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="latent (the project networks are IPv4-only): under lan-access = ['*'] with a "
-    "proxy, the forward chain accepts every blocked IPv6 range before the TCP drop, NAT64 and "
-    "6to4 included, and neither is redirected: TCP to the whole IPv4 internet through a "
-    "translator would go direct",
-)
 def test_allow_all_proxy_tcp_to_ipv4_embedding_prefixes_never_goes_direct() -> None:
     """`["*"]` means private destinations directly; 64:ff9b::/96 and 2002::/16 reach public
     IPv4 hosts too, so TCP to them must be dropped (or redirected), never accepted."""
