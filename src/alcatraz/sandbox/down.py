@@ -46,7 +46,7 @@ def down(app: App, *, force: bool) -> None:
 
 def _nothing() -> DownObserved:
     return DownObserved(
-        engine="", container=False, config_loaded=False, approved=False, replaced=False
+        engine="", container=False, approved=False, replaced=False
     )
 
 
@@ -74,7 +74,6 @@ class DownRun:
         return DownObserved(
             engine=self.runtime.name,
             container=self.info is not None,
-            config_loaded=self.config is not None,
             approved=approved,
             replaced=self.project.replaced,
             force=force,

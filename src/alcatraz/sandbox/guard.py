@@ -24,6 +24,7 @@ from alcatraz.network.plan import Policy, ProjectNetwork, make_policy, network_n
 from alcatraz.runtime.base import Runtime
 from alcatraz.sandbox.nethelper import Helper
 from alcatraz.sandbox.network import ensure_network
+from alcatraz.sandbox.plan import needs_firewall as needs_firewall  # doctor asks here too
 from alcatraz.statefile import IsolationRecord, ResolverEntry
 
 
@@ -71,10 +72,6 @@ def policy_for(project_id: str, network: ProjectNetwork, config: Config) -> Poli
         rules=config.lan_rules,
         proxy=config.proxy,
     )
-
-
-def needs_firewall(config: Config) -> bool:
-    return not config.allow_all_lan or config.proxy is not None
 
 
 def check_guarantee(app: App, config: Config, runtime: Runtime) -> None:

@@ -131,9 +131,13 @@ class UpObserved(NamedTuple):
     running: bool = False
     drift: tuple[str, ...] = ()  # display lines; empty when the container is current
     detached: bool = False  # the container is not on its isolated project network
-    needs_firewall: bool = True  # the policy needs rules (not lan-access = ["*"] alone)
     force: bool = False  # `up -f`: rebuild on drift without asking
     rebuild: bool | None = None  # the answer to ASK_REBUILD (None: not asked yet)
+
+
+def needs_firewall(config: Config) -> bool:
+    """The policy needs rules: anything but `lan-access = ["*"]` without a proxy."""
+    return not config.allow_all_lan or config.proxy is not None
 
 
 def plan_up(config: Config, state: ProjectState, observed: UpObserved) -> tuple[Step, ...]:
@@ -144,7 +148,7 @@ def plan_up(config: Config, state: ProjectState, observed: UpObserved) -> tuple[
     container = observed.container_engine
     kept = False
     if container and observed.drift:
-        reconciled, container = _reconcile(observed)
+        reconciled, container = _reconcile(observed, keep_detached=not needs_firewall(config))
         steps += reconciled
         if steps[-1].action in (Action.ASK_REBUILD, Action.REFUSE_DETACHED):
             return tuple(steps)  # the answer is needed first, or nothing may be done
@@ -169,7 +173,7 @@ def plan_up(config: Config, state: ProjectState, observed: UpObserved) -> tuple[
     return tuple(steps)
 
 
-def _reconcile(observed: UpObserved) -> tuple[list[Step], str]:
+def _reconcile(observed: UpObserved, *, keep_detached: bool) -> tuple[list[Step], str]:
     """The drift steps, and the engine whose container remains ("" once it is removed)."""
     old = observed.container_engine
     steps = [Step(Action.SHOW_DRIFT, detail=observed.drift)]
@@ -178,7 +182,7 @@ def _reconcile(observed: UpObserved) -> tuple[list[Step], str]:
         if observed.rebuild is None:
             return steps, old
         if not observed.rebuild:
-            if observed.detached and observed.needs_firewall:
+            if observed.detached and not keep_detached:
                 return [*steps, Step(Action.REFUSE_DETACHED)], old
             return [*steps, Step(Action.KEEP_CONTAINER)], old
     if old != observed.engine:
@@ -222,7 +226,6 @@ class DownObserved(NamedTuple):
 
     engine: str  # the engine that owns the sandbox
     container: bool  # the project's container exists there
-    config_loaded: bool  # the configuration could be read (a broken one removes anyway)
     approved: bool  # the configuration is approved and the directory is the original
     replaced: bool  # the directory replaced the sandbox's original one
     force: bool = False  # `down --force`: skip the conflict check

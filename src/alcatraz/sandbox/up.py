@@ -82,7 +82,6 @@ class UpRun:
             running=self.info.state is ContainerState.RUNNING,
             drift=tuple(self._drift(self.info, chosen, detached)),
             detached=detached,
-            needs_firewall=guard.needs_firewall(self.config),
             force=force,
         )
 

@@ -21,6 +21,7 @@ from alcatraz.sandbox.plan import (
     DownObserved,
     Step,
     UpObserved,
+    needs_firewall,
     plan_down,
     plan_up,
 )
@@ -29,6 +30,7 @@ from alcatraz.statefile import ProjectState, RunSpec
 A = Action
 CONFIGS = {
     "bind": 'image = "alpine:3.21"\n',
+    "allow-all": 'image = "alpine:3.21"\n[network]\nlan-access = ["*"]\n',
     "sync+setup+hook": (
         'image = "alpine:3.21"\nworkdir_exclude = [".env"]\n'
         '[commands]\nup = "true"\n[hooks]\npost_up = "true"\npre_down = "true"\n'
@@ -58,11 +60,10 @@ def actions(steps: tuple[Step, ...]) -> list[Action]:
 def situations() -> list[tuple[ProjectState, UpObserved]]:
     """Every combination of what `up` can observe and be told."""
     found = [(FIRST, UpObserved(engine="docker"))]
-    for container, running, drift, detached, firewall, force, answer in itertools.product(
+    for container, running, drift, detached, force, answer in itertools.product(
         ("docker", "podman"),
         (False, True),
         ((), ("Image: a → b",)),
-        (False, True),
         (False, True),
         (False, True),
         (None, False, True),
@@ -73,7 +74,6 @@ def situations() -> list[tuple[ProjectState, UpObserved]]:
             running=running,
             drift=drift,
             detached=detached,
-            needs_firewall=firewall,
             force=force,
             rebuild=answer,
         )
@@ -166,7 +166,7 @@ def test_force_rebuilds_without_asking(config: Config) -> None:
     assert done.index(A.REMOVE_CONTAINER) < done.index(A.CREATE)
 
 
-def test_a_detached_container_is_never_kept_when_rules_are_needed(config: Config) -> None:
+def test_a_detached_container_is_never_kept_when_rules_are_needed(tmp_path: Path) -> None:
     declined = UpObserved(
         engine="docker",
         container_engine="docker",
@@ -174,9 +174,13 @@ def test_a_detached_container_is_never_kept_when_rules_are_needed(config: Config
         detached=True,
         rebuild=False,
     )
-    assert actions(plan_up(config, KNOWN, declined))[-1] is A.REFUSE_DETACHED
-    opted_out = actions(plan_up(config, KNOWN, declined._replace(needs_firewall=False)))
-    assert A.KEEP_CONTAINER in opted_out
+    for name in ("bind", "sync+setup+hook"):
+        config = config_of(tmp_path, name)
+        assert needs_firewall(config)
+        assert actions(plan_up(config, KNOWN, declined))[-1] is A.REFUSE_DETACHED
+    opted_out = config_of(tmp_path, "allow-all")  # lan-access = ["*"]: no rules to escape
+    assert not needs_firewall(opted_out)
+    assert A.KEEP_CONTAINER in actions(plan_up(opted_out, KNOWN, declined))
 
 
 def test_the_first_up_records_its_identity_after_the_refusals(config: Config) -> None:
@@ -209,9 +213,7 @@ def test_setup_runs_once_per_container(tmp_path: Path) -> None:
     assert A.SETUP not in actions(plan_up(config_of(tmp_path, "bind"), FIRST, running))
 
 
-DOWN = DownObserved(
-    engine="docker", container=True, config_loaded=True, approved=True, replaced=False
-)
+DOWN = DownObserved(engine="docker", container=True, approved=True, replaced=False)
 
 
 def test_down_removes_the_container_before_its_rules(tmp_path: Path) -> None:
@@ -231,7 +233,7 @@ def test_down_removes_the_container_before_its_rules(tmp_path: Path) -> None:
 
 
 def test_down_without_a_configuration_still_removes_everything() -> None:
-    done = actions(plan_down(None, KNOWN, DOWN._replace(config_loaded=False, approved=False)))
+    done = actions(plan_down(None, KNOWN, DOWN._replace(approved=False)))
     assert A.HOOK not in done and A.CHECK_CONFLICTS not in done
     assert done.index(A.REMOVE_CONTAINER) < done.index(A.TEARDOWN)
 
