@@ -17,13 +17,10 @@ from alcatraz.sandbox import filesync, guard, project
 from alcatraz.sandbox.plan import Action, DownObserved, Step, plan_down
 from alcatraz.sandbox.project import Project, save_state
 
-#: Consecutive steps shown as one progress line.
-_PROGRESS = {
-    Action.STOP_SYNC: "Stopping container...",
-    Action.FORGET_CONFLICTS: "Stopping container...",
-    Action.REMOVE_CONTAINER: "Stopping container...",
-    Action.TEARDOWN: "Stopping container...",
-}
+#: The steps shown as one progress line, "Stopping container...".
+_STOPPING = frozenset(
+    {Action.STOP_SYNC, Action.FORGET_CONFLICTS, Action.REMOVE_CONTAINER, Action.TEARDOWN}
+)
 
 
 def down(app: App, *, force: bool) -> None:
@@ -45,9 +42,7 @@ def down(app: App, *, force: bool) -> None:
 
 
 def _nothing() -> DownObserved:
-    return DownObserved(
-        engine="", container=False, approved=False, replaced=False
-    )
+    return DownObserved(engine="", container=False, approved=False, replaced=False)
 
 
 class DownRun:
@@ -81,14 +76,13 @@ class DownRun:
 
     def execute(self, steps: tuple[Step, ...]) -> None:
         with contextlib.ExitStack() as progress:
-            shown = ""
+            stopping = False
             for step in steps:
-                label = _PROGRESS.get(step.action, "")
-                if label != shown:
+                if (step.action in _STOPPING) != stopping:
                     progress.close()
-                    if label:
-                        progress.enter_context(self.app.progress(label))
-                    shown = label
+                    stopping = not stopping
+                    if stopping:
+                        progress.enter_context(self.app.progress("Stopping container..."))
                 method: Callable[[Step], None] = getattr(self, "do_" + step.action.name.lower())
                 method(step)
 
