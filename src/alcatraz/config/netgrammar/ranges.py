@@ -43,3 +43,6 @@ BLOCKED6: Final = tuple(
         "ff00::/8",  # multicast
     )
 )
+
+#: IPv6 global unicast space (RFC 4291): an egress network must lie inside it.
+GLOBAL_UNICAST6: Final = ipaddress.IPv6Network("2000::/3")
