@@ -18,6 +18,7 @@ from alcatraz.config.netgrammar import (
     render_dns_server,
     render_egress_rule,
 )
+from alcatraz.config.netgrammar.names import name_problem
 from alcatraz.config.netgrammar.ranges import BLOCKED4, BLOCKED6
 from alcatraz.network import plan
 
@@ -217,6 +218,8 @@ INVALID_RULES = [
     (None, False, IPv6Network("fd00::/8"), (), None),
     ("example.com", False, None, ("tcp",), None),
     ("example.com", False, None, (), (80, 80)),
+    ("0x", False, None, (), None),  # the parser reads it as an address
+    ("0x7f.1", False, None, (), None),
     ("example.com", False, None, ("sctp",), (80, 80)),
     ("example.com", False, None, ("udp", "tcp"), (80, 80)),
     ("example.com", False, None, ("tcp",), (90, 80)),
@@ -239,9 +242,7 @@ def test_the_constructor_refuses_a_wrong_type() -> None:
 
 _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
 _NAMES = (
-    st.lists(_LABEL, min_size=1, max_size=4)
-    .map(".".join)
-    .filter(lambda n: not n.rsplit(".", 1)[-1].isdigit())
+    st.lists(_LABEL, min_size=1, max_size=4).map(".".join).filter(lambda n: name_problem(n) is None)
 )
 _PORTS = st.tuples(st.integers(1, 65535), st.integers(1, 65535)).map(lambda p: tuple(sorted(p)))
 
@@ -329,3 +330,27 @@ def test_bad_dns_servers_are_refused(text: str, message: str) -> None:
         parse_dns_server(text)
     assert message in caught.value.message
     assert caught.value.hint
+
+
+_ENTRY_ALPHABET = st.sampled_from(list("abcxn-0123456789.:/[]*tcpudf%$ ÜßA_"))
+
+
+@given(st.one_of(st.text(max_size=60), st.text(_ENTRY_ALPHABET, max_size=40)))
+def test_any_text_is_refused_cleanly_or_round_trips(text: str) -> None:
+    """Only a GrammarError (never another exception) for bad text; good text round-trips."""
+    try:
+        rule = parse_egress_rule(text)
+    except GrammarError as error:
+        assert error.message and error.hint
+        return
+    assert parse_egress_rule(render_egress_rule(rule)) == rule
+
+
+@given(st.one_of(st.text(max_size=40), st.text(st.sampled_from(list("0123456789abcdef.:[]%")))))
+def test_any_dns_text_is_refused_cleanly_or_round_trips(text: str) -> None:
+    try:
+        address, port = parse_dns_server(text)
+    except GrammarError as error:
+        assert error.message and error.hint
+        return
+    assert parse_dns_server(render_dns_server(address, port)) == (address, port)

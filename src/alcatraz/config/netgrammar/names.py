@@ -19,6 +19,9 @@ MAX_NAME_LENGTH: Final = 253
 MAX_LABEL_LENGTH: Final = 63
 
 _LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+# Labels some resolvers read as parts of an IPv4 address (`0x7f.1`): the parser takes such
+# text as an address, so a name must not consist of them only.
+_NUMERIC_LABEL: Final = re.compile(r"[0-9]+|0x[0-9a-f]*")
 _UNICODE_DOTS: Final = re.compile("[.\u3002\uff0e\uff61]")
 
 
@@ -49,6 +52,8 @@ def name_problem(name: str) -> str | None:
             return f"its label {quote(label)} is not lower-case letters, digits and inner hyphens"
         if label.startswith("xn--") and not _a_label(label):
             return f"its label {quote(label)} is not a valid IDNA A-label"
+    if all(_NUMERIC_LABEL.fullmatch(label) for label in labels):
+        return "it reads as an IPv4 address in a numeric or hexadecimal form"
     if labels[-1].isdigit():
         return "its last label is all digits (an IP address is written in full)"
     return None
