@@ -145,6 +145,8 @@ class ResolverEntry(NamedTuple):
     pidfile: str
     log: str
     resolv_conf: str = ""
+    #: The daemon's policy file (`alcatraz.network.egress`): egress, host-LAN sets, mark.
+    policy: str = ""
 
     @classmethod
     def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> "ResolverEntry":
@@ -153,11 +155,18 @@ class ResolverEntry(NamedTuple):
             if not isinstance(read.data.get(key), str):
                 raise read.fail(key, "a string")
         return cls(
-            read.text("listen"), read.text("pidfile"), read.text("log"), read.text("resolv_conf")
+            read.text("listen"),
+            read.text("pidfile"),
+            read.text("log"),
+            read.text("resolv_conf"),
+            read.text("policy"),
         )
 
     def to_json(self) -> dict[str, str]:
-        return self._asdict()
+        data = self._asdict()
+        if not self.policy:
+            del data["policy"]  # files from before egress read and write back identically
+        return data
 
 
 class IsolationRecord(NamedTuple):
@@ -182,6 +191,8 @@ class IsolationRecord(NamedTuple):
     inside: tuple[int, int | None] | None = None
     #: A transparent proxy is loaded: `alca run` checks the rules even with allow-all.
     proxied: bool = False
+    #: `network.egress` is enforced: `alca run` refuses while the project's daemon is down.
+    egress: bool = False
 
     @classmethod
     def from_json(
@@ -206,6 +217,7 @@ class IsolationRecord(NamedTuple):
             ),
             inside=_inside(read),
             proxied=read.flag("proxied"),
+            egress=read.flag("egress"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -225,6 +237,8 @@ class IsolationRecord(NamedTuple):
             data["inside"] = list(self.inside)
         if self.proxied:
             data["proxied"] = True
+        if self.egress:
+            data["egress"] = True
         return data
 
 

@@ -18,6 +18,7 @@ from alcatraz.config.netgrammar import (
     resolve_proxy,
     resolve_tokens,
 )
+from alcatraz.config.netgrammar.egress import EgressRule
 from alcatraz.config.netgrammar.ranges import BLOCKED4, BLOCKED6, POOL4, PREFIX4
 from alcatraz.errors import RefusedError
 
@@ -65,6 +66,14 @@ class Policy:
     allow_all: bool
     rules: tuple[LanRule, ...]  # tokens resolved
     proxy: ProxyAddress | None  # token resolved
+    #: `network.egress`: None leaves the internet open; a tuple allows only what it lists.
+    egress: tuple[EgressRule, ...] | None = None
+    #: The gateway's port 53 is alcatraz's own daemon (accepted only for its marked sockets).
+    own_resolver: bool = False
+
+    @property
+    def egress_enforced(self) -> bool:
+        return self.egress is not None and not self.allow_all
 
 
 def choose_subnet(
@@ -96,9 +105,19 @@ def make_policy(
     allow_all: bool,
     rules: Iterable[LanRule],
     proxy: ProxyAddress | None,
+    egress: tuple[EgressRule, ...] | None = None,
+    own_resolver: bool = False,
 ) -> Policy:
     """Resolve `${alca:HOST_IP}` to this project's gateway and bundle the policy."""
     values = {"HOST_IP": network.gateway}
     resolved = tuple(resolve_tokens(rule, values) for rule in rules)
     resolved_proxy = resolve_proxy(proxy, values) if proxy is not None else None
-    return Policy(project_key(project_id), network, allow_all, resolved, resolved_proxy)
+    return Policy(
+        project_key(project_id),
+        network,
+        allow_all,
+        resolved,
+        resolved_proxy,
+        egress,
+        own_resolver,
+    )
