@@ -10,13 +10,15 @@ allows them.
 Source of truth: `current()` reads /proc (IPv4 main table, IPv6 every table), not `ip -j`:
 the daemon re-reads it every few seconds, and three `ip -j` runs cost ~5 ms of forks where
 the three /proc reads cost ~0.06 ms. The price: IPv4 routes in other tables than `main`
-(policy routing: Tailscale's table 52, wg-quick's 51820) are not seen by /proc; they are by
-`parse_routes`, which reads `ip -j ... table all` output.
+(policy routing: Tailscale's table 52, wg-quick's 51820) are not seen by /proc, nor any
+but the first next hop of a multipath IPv4 default; `parse_routes`, which reads
+`ip -j ... table all` output, sees both. /proc/net/if_inet6 adds nothing: every on-link
+IPv6 prefix is a route in /proc/net/ipv6_route.
 
 What is left out, and why:
 * loopback, alcatraz's own bridges (`alca-*`) and networks inside the project pool: the
   rules block them already, and listing them would only churn the set;
-* IPv6 link-local and multicast, IPv4 multicast: blocked already;
+* link-local and multicast, IPv4 and IPv6: blocked already;
 * routed networks (with a gateway): they are the internet, not a LAN, except that the
   default gateways themselves are LAN hosts (added as /32 and /128);
 * on-link routes broader than /8 (IPv4) or /16 (IPv6), defaults included: a VPN that
@@ -49,6 +51,7 @@ MIN_PREFIX6: Final = 16
 #: blocked already by the rules; kept out of the set
 LEFT_OUT: Final[tuple[IPNetwork, ...]] = (
     POOL4,
+    ipaddress.IPv4Network("169.254.0.0/16"),  # link-local (and cloud metadata)
     ipaddress.IPv4Network("224.0.0.0/4"),  # multicast
     ipaddress.IPv6Network("fe80::/10"),  # link-local
     ipaddress.IPv6Network("ff00::/8"),  # multicast
