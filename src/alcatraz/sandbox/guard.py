@@ -19,6 +19,7 @@ from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
 from alcatraz.network import nft, resolver
+from alcatraz.network.egress import hostlan
 from alcatraz.network.firewall import Firewall, firewall_for
 from alcatraz.network.plan import Policy, ProjectNetwork, make_policy, network_name, project_key
 from alcatraz.runtime.base import Runtime
@@ -213,10 +214,13 @@ def load_rules(
     isolation = Isolation(prepared.network, policy, fw)
     if fw is not None:
         table = fw.read()
+        lan = "" if policy.allow_all else hostlan.lan_script(nft.T, policy.key, hostlan.current())
         if not fw.verify(policy, table):
             with app.progress(_applying(policy)):
-                fw.apply(policy, table)
+                fw.apply(policy, table, extra=lan)
                 Helper(app, runtime.executable).persist(fw)
+        elif lan:
+            fw.load(lan)  # the host's LANs as they are now (the daemon keeps them current)
         if isolation.enforced:
             app.step("Network isolation enabled")
         if policy.proxy is not None:

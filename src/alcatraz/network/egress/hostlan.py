@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from alcatraz.network.egress.rules import set_names
 from alcatraz.network.plan import POOL4
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -240,10 +241,11 @@ def changed(old: HostLan | None, new: HostLan) -> bool:
 
 
 def lan_set_names(key: str) -> tuple[str, str]:
-    """The IPv4 and IPv6 host-LAN set names of project `key` (egress-design.md)."""
+    """The IPv4 and IPv6 host-LAN set names of project `key` (declared by `egress.rules`)."""
     if not _SET_KEY.fullmatch(key):
         raise ValueError(f"not a project key: {key!r}")
-    return f"p_{key}_lan4", f"p_{key}_lan6"
+    names = set_names(key)
+    return names.lan4, names.lan6
 
 
 def lan_script(table: str, key: str, hostlan: HostLan) -> str:

@@ -169,18 +169,3 @@ def daemon_inputs(
             f"add rule {table} {chain} ip daddr {gateway} tcp dport {CHECKER_PORT}{mark} accept"
         )
     return lines
-
-
-def lan_elements(
-    table: str,
-    key: str,
-    nets4: Iterable[ipaddress.IPv4Network],
-    nets6: Iterable[ipaddress.IPv6Network],
-) -> str:
-    """Replace the host-LAN sets' elements, in one transaction."""
-    s = set_names(key)
-    lines = [f"flush set {table} {s.lan4}", f"flush set {table} {s.lan6}"]
-    for name, nets in ((s.lan4, list(nets4)), (s.lan6, list(nets6))):
-        if nets:
-            lines.append(f"add element {table} {name} {{ {', '.join(map(str, nets))} }}")
-    return "\n".join(lines) + "\n"
