@@ -13,7 +13,7 @@ question match the query. Standard library only; one process per project, starte
 up` (see `alcatraz.network.resolver`), detached from it.
 
     python -m alcatraz.network.dnsproxy --listen 10.213.7.1 --pidfile PATH
-        [--resolv-conf /etc/resolv.conf] [--upstream ADDRESS ...]
+        [--resolv-conf /etc/resolv.conf] [--upstream ADDR[:PORT] ...]
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from alcatraz.network.dnswire import matches, question_end, refusal, servfail, split_host_port
+
 #: Linux's IP_FREEBIND (15): bind the gateway's address even while the engine has not yet
 #: (re)created the bridge that carries it (after a reboot or an engine restart).
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
@@ -42,7 +44,6 @@ MAX_QUEUED = 1024  # UDP queries waiting or in flight; more are dropped (the cli
 MAX_TCP_CLIENTS = 64
 TCP_IDLE = 10.0
 RESOLV_RECHECK = 1.0  # seconds between looks at resolv.conf's mtime
-HEADER = struct.Struct("!HHHHHH")
 
 
 def parse_resolv_conf(text: str) -> list[str]:
@@ -59,73 +60,6 @@ def parse_resolv_conf(text: str) -> list[str]:
             if address not in found:
                 found.append(address)
     return found
-
-
-def question_end(message: bytes) -> int | None:
-    """The offset just past the first question, or None when the message is malformed."""
-    if len(message) < HEADER.size:
-        return None
-    offset = HEADER.size
-    for _ in range(128):  # labels; a name has at most 127
-        if offset >= len(message):
-            return None
-        length = message[offset]
-        if length == 0:
-            offset += 1
-            break
-        if length & 0xC0:  # no compression in a query's question
-            return None
-        offset += 1 + length
-    else:
-        return None
-    offset += 4  # type and class
-    return offset if offset <= len(message) else None
-
-
-def servfail(query: bytes) -> bytes | None:
-    """A SERVFAIL answer to `query` (its id, flags and question), or None if malformed."""
-    end = question_end(query)
-    if end is None:
-        return None
-    ident, flags, qdcount, _, _, _ = HEADER.unpack_from(query)
-    if flags & 0x8000 or qdcount != 1:  # a response, or not one question
-        return None
-    opcode_rd = flags & 0x7900  # opcode and RD
-    answer_flags = 0x8000 | opcode_rd | 0x0080 | 2  # QR, RA, RCODE=SERVFAIL
-    return HEADER.pack(ident, answer_flags, 1, 0, 0, 0) + query[HEADER.size : end]
-
-
-def refusal(query: bytes) -> bytes | None:
-    """REFUSED/NOTIMP for what a sandbox has no business sending the host's resolver.
-
-    Only standard queries (opcode 0) with one question and no answer or authority records
-    are relayed: no UPDATE, NOTIFY or zone transfer reaches a resolver that may trust this
-    host's address. None means: relay it.
-    """
-    _, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(query)
-    end = question_end(query)
-    qtype = struct.unpack_from("!H", query, end - 4)[0] if end is not None else 0
-    if flags & 0x7800 == 0 and qdcount == 1 and ancount == nscount == 0 and arcount <= 1:
-        if qtype not in (251, 252):  # IXFR, AXFR
-            return None
-        rcode = 5  # REFUSED
-    else:
-        rcode = 4  # NOTIMP
-    answer = servfail(query)
-    if answer is None:  # no single question to echo back: a bare header
-        (ident,) = struct.unpack_from("!H", query)
-        return HEADER.pack(ident, 0x8000 | rcode, 0, 0, 0, 0)
-    return answer[:3] + bytes([(answer[3] & 0xF0) | rcode]) + answer[4:]
-
-
-def matches(query: bytes, reply: bytes) -> bool:
-    """Whether `reply` answers `query`: same id, a response, the same question."""
-    end = question_end(query)
-    if end is None or len(reply) < end:
-        return False
-    if reply[:2] != query[:2] or not reply[2] & 0x80:
-        return False
-    return reply[HEADER.size : end].lower() == query[HEADER.size : end].lower()
 
 
 @dataclass
@@ -161,8 +95,9 @@ class Upstreams:
 
 def _family_and_address(upstream: str) -> tuple[socket.AddressFamily, Any]:
     """The socket family and address tuple (with a link-local zone's scope id) of `upstream`."""
+    host, port = split_host_port(upstream)
     info = socket.getaddrinfo(
-        upstream, DNS_PORT, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
+        host, port or DNS_PORT, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
     )[0]
     return info[0], info[4]
 
