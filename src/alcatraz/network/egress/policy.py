@@ -78,7 +78,7 @@ class DaemonPolicy:
     key: str
     interface: str
     listen: str
-    mark: int
+    mark: int  # SO_MARK of the daemon's sockets (0: none, for tests off the gateway)
     egress: tuple[str, ...] | None  # rendered entries; None = internet open, no filtering
     checker_port: int
     upstreams: tuple[str, ...]  # ADDR, ADDR:PORT, [V6]:PORT; empty = the host's resolv.conf

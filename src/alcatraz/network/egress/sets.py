@@ -31,7 +31,7 @@ from alcatraz.network.egress.policy import (
 
 LIVE_INTERVAL: Final = 5.0
 LIVE_TIMEOUT: Final = 15
-NFT_TIMEOUT: Final = 10.0
+NFT_TIMEOUT: Final = 4.0  # twice before "ready", within resolver.READY_TIMEOUT
 
 
 class Outcome(Protocol):
