@@ -193,9 +193,14 @@ def _normal(name: str) -> str:
 
 
 def rules_for_name(rules: Iterable[EgressRule], name: str) -> list[EgressRule]:
-    """The name entries that cover `name`: exact, or `*.x` for names strictly below x."""
+    """The name entries that cover `name`: exact, or `*.x` for names strictly below x.
+
+    `name` is presentation text (dnspython's): a backslash escapes a byte of a label, e.g.
+    `a\\.example.com` is ONE label "a.example" under com, not below example.com. Entries
+    are letters, digits and hyphens only, so an escaped name matches none of them.
+    """
     wanted = _normal(name)
-    if not wanted:
+    if not wanted or "\\" in wanted:
         return []
     found: list[EgressRule] = []
     for rule in rules:

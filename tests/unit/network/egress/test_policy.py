@@ -119,6 +119,8 @@ def test_exact_and_wildcard_names() -> None:
     assert rules_for_name(rules, "example.org.evil.test") == []
     assert rules_for_name(rules, "") == [] and rules_for_name(rules, ".") == []
     assert not name_allowed(rules, "example\\.com")  # one label with a dot in it
+    assert not name_allowed(rules, "evil\\.example.org")  # label "evil.example" under org
+    assert not name_allowed(rules, "x\\032y.example.org")
     assert name_allowed(rules, "example.com")
 
 
