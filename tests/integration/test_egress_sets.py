@@ -13,12 +13,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from alcatraz.config.netgrammar.egress import EgressRule
 from alcatraz.network.egress.policy import set_names
-from alcatraz.network.egress.sets import PlainRunner, SetWriter
+from alcatraz.network.egress.sets import Added, PlainRunner, SetWriter
 from tests.unit.network.egress.test_policy import policy
 
 pytestmark = [
@@ -63,9 +64,9 @@ def writer() -> Iterator[SetWriter]:
         nft("delete", "table", "inet", TABLE)
 
 
-def elements(set_name: str) -> list[dict[str, object]]:
+def elements(set_name: str) -> list[dict[str, Any]]:
     listed = json.loads(nft("-j", "list", "set", "inet", TABLE, set_name))
-    found: list[dict[str, object]] = []
+    found: list[dict[str, Any]] = []
     for item in listed["nftables"]:
         if "set" in item:
             found += item["set"].get("elem", [])
@@ -73,7 +74,7 @@ def elements(set_name: str) -> list[dict[str, object]]:
 
 
 def timeouts(set_name: str) -> list[int]:
-    return sorted(int(e["elem"]["timeout"]) for e in elements(set_name))  # type: ignore[index,call-overload]
+    return sorted(int(e["elem"]["timeout"]) for e in elements(set_name))
 
 
 A = ipaddress.ip_address("203.0.113.7")
@@ -85,13 +86,14 @@ GIT = EgressRule("a.test", False, None, ("tcp",), (22, 23))
 
 def test_elements_are_added_and_their_timeout_refreshed(writer: SetWriter) -> None:
     names = set_names(KEY)
-    assert writer.add_addresses([ANY], [A, SIX], 60) == (2, [])
+    assert writer.add_addresses([ANY], [A, SIX], 60) == Added(2, [], [])
     assert timeouts(names.ea4) == [60] and timeouts(names.ea6) == [60]
-    assert writer.add_addresses([ANY], [A], 600) == (1, [])  # refreshed, not kept at 60
+    assert writer.add_addresses([ANY], [A], 600) == Added(1, [], [])  # refreshed, not kept at 60
     assert timeouts(names.ea4) == [600]
-    assert writer.add_addresses([WEB, GIT], [A, SIX], 90) == (6, [])
+    assert writer.add_addresses([WEB, GIT], [A, SIX], 90) == Added(6, [], [])
     assert len(elements(names.ep4)) == 3 and timeouts(names.ep6) == [90, 90, 90]
-    assert writer.add_addresses([WEB, GIT], [A], 120) == (3, [])  # interval elements refresh too
+    # Interval elements are refreshed too.
+    assert writer.add_addresses([WEB, GIT], [A], 120) == Added(3, [], [])
     assert timeouts(names.ep4) == [120, 120, 120]
 
 
@@ -99,10 +101,11 @@ def test_an_overlapping_range_loses_only_itself(writer: SetWriter) -> None:
     names = set_names(KEY)
     wide = EgressRule("b.test", False, None, ("tcp",), (400, 500))
     inside = EgressRule("c.test", False, None, ("tcp",), (440, 450))
-    assert writer.add_addresses([wide], [A], 60) == (1, [])
-    added, problems = writer.add_addresses([inside, WEB], [A], 60)
+    assert writer.add_addresses([wide], [A], 60) == Added(1, [], [])
+    added = writer.add_addresses([inside, WEB], [A], 60)
     # 440-450 and tcp 443 fall inside 400-500 (covered by it); udp 443 gets in alone.
-    assert added == 1 and len(problems) == 2 and "440-450" in problems[0]
+    assert added.count == 1 and len(added.overlapping) == 2 and not added.failed
+    assert "440-450" in added.overlapping[0]
     assert len(elements(names.ep4)) == 2
 
 

@@ -84,12 +84,10 @@ class Daemon:
         if not addresses or ttl is None:
             return reply
         ttl = self.policy.clamp_ttl(ttl)
-        added, problems = await asyncio.to_thread(
-            self.writer.add_addresses, matching, addresses, ttl
-        )
-        for problem in problems:
+        added = await asyncio.to_thread(self.writer.add_addresses, matching, addresses, ttl)
+        for problem in added.overlapping + added.failed:
             self.log(f"cannot let {question.name} in: {problem}")
-        if not added:
+        if added.lost:
             return servfail(question)  # nothing got in: say so rather than fail later
         shown = [str(address) for address in addresses]
         self.events.record("dns-allowed", name=question.name, addresses=shown, ttl=ttl)

@@ -34,6 +34,25 @@ LIVE_TIMEOUT: Final = 15
 NFT_TIMEOUT: Final = 4.0  # twice before "ready", within resolver.READY_TIMEOUT
 
 
+#: How nft words an element refused for overlapping one already in an interval set.
+OVERLAP: Final = "File exists"
+
+
+@dataclass(frozen=True)
+class Added:
+    """What became of a name's elements: how many got in, which overlap others (kept out,
+    perhaps covered), which failed for another reason (nft missing, no such set...)."""
+
+    count: int
+    overlapping: list[str]
+    failed: list[str]
+
+    @property
+    def lost(self) -> bool:
+        """Nothing of it got in, and not for an overlap: the name cannot be let through."""
+        return self.count == 0 and not self.overlapping
+
+
 class Outcome(Protocol):
     """What the daemon reads of a finished command (as `alcatraz.proc.Result` has it)."""
 
@@ -103,9 +122,8 @@ class SetWriter:
 
     def add_addresses(
         self, rules: Sequence[EgressRule], addresses: Sequence[Address], ttl: int
-    ) -> tuple[int, list[str]]:
-        """Add (refresh) `addresses` for the rules matching a name: how many elements got
-        in, and the problems.
+    ) -> Added:
+        """Add (refresh) `addresses` for the rules matching a name.
 
         One transaction first. nft refuses an interval element with an end inside an
         existing one (another name's range on the same address, e.g. 443 after 400-500),
@@ -117,16 +135,17 @@ class SetWriter:
         script = "".join(
             refresh_lines(self.table, name, items, ttl) for name, items in elements.items()
         )
-        problem = self.apply(script)
-        if problem is None:
-            return count, []
-        problems = []
+        if self.apply(script) is None:
+            return Added(count, [], [])
+        overlapping: list[str] = []
+        failed: list[str] = []
         for name, items in elements.items():
             for item in items:
-                single = self.apply(refresh_lines(self.table, name, [item], ttl))
-                if single is not None:
-                    problems.append(f"{item} in {name}: {single}")
-        return count - len(problems), problems
+                problem = self.apply(refresh_lines(self.table, name, [item], ttl))
+                if problem is not None:
+                    found = overlapping if OVERLAP in problem else failed
+                    found.append(f"{item} in {name}: {problem}")
+        return Added(count - len(overlapping) - len(failed), overlapping, failed)
 
     def flush_script(self) -> str:
         names = (self.names.ea4, self.names.ea6, self.names.ep4, self.names.ep6)

@@ -7,7 +7,7 @@ import ipaddress
 import subprocess
 
 from alcatraz.config.netgrammar.egress import EgressRule
-from alcatraz.network.egress.sets import LIVE_TIMEOUT, SetWriter, keep_live
+from alcatraz.network.egress.sets import LIVE_TIMEOUT, Added, SetWriter, keep_live
 from alcatraz.proc import Result
 from tests.fakes import FakeRunner
 from tests.unit.network.egress.test_policy import policy
@@ -23,7 +23,7 @@ def writer(runner: FakeRunner) -> SetWriter:
 
 def test_addresses_go_in_one_transaction_through_the_policys_nft() -> None:
     runner = FakeRunner().on("/usr/sbin/nft")
-    assert writer(runner).add_addresses([WEB], [A, B], 60) == (2, [])
+    assert writer(runner).add_addresses([WEB], [A, B], 60) == Added(2, [], [])
     assert runner.calls == [("/usr/sbin/nft", "--check-later", "-f", "-")]
     (script,) = runner.inputs
     assert script is not None
@@ -38,9 +38,16 @@ def test_a_refused_transaction_is_retried_element_by_element() -> None:
         return Result(argv, 1 if refused else 0, "", "File exists" if refused else "")
 
     runner = FakeRunner(answer)
-    added, problems = writer(runner).add_addresses([WEB], [A, B], 60)
-    assert len(runner.calls) == 3 and added == 1
-    assert len(problems) == 1 and "203.0.113.8" in problems[0] and "File exists" in problems[0]
+    added = writer(runner).add_addresses([WEB], [A, B], 60)
+    assert len(runner.calls) == 3 and added.count == 1 and not added.failed and not added.lost
+    (overlap,) = added.overlapping
+    assert "203.0.113.8" in overlap and "File exists" in overlap
+
+
+def test_elements_lost_for_another_reason_than_an_overlap() -> None:
+    runner = FakeRunner().on("/usr/sbin/nft", rc=1, err="No such file or directory")
+    added = writer(runner).add_addresses([WEB], [A], 60)
+    assert added.count == 0 and len(added.failed) == 1 and added.lost
 
 
 def test_nft_missing_or_hanging_is_a_problem_not_a_crash() -> None:
