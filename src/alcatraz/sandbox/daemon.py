@@ -8,16 +8,15 @@ so a changed `egress` applies on `up`.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.config.netgrammar.egress import render_egress_rule
-from alcatraz.network import nft, resolver
+from alcatraz.network import resolver
 from alcatraz.network.egress import rules as egress_rules
+from alcatraz.network.egress.policy import DaemonPolicy
 from alcatraz.network.plan import Policy
 from alcatraz.statefile import ResolverEntry
 
@@ -27,27 +26,24 @@ EVENTS_FILE = "egress-events.jsonl"
 TTL_MIN, TTL_MAX = 30, 3600
 
 
-def policy_document(
+def daemon_policy(
     config: Config, policy: Policy, state_dir: Path, nft_command: list[str]
-) -> dict[str, Any]:
-    """The daemon's policy file, as the daemon reads it (`egress.policy.DaemonPolicy`)."""
-    egress = None if policy.egress is None else [render_egress_rule(r) for r in policy.egress]
-    return {
-        "version": 1,
-        "key": policy.key,
-        "interface": policy.network.interface,
-        "listen": str(policy.network.gateway),
-        "mark": egress_rules.MARK,
-        "egress": egress,
-        "checker_port": egress_rules.CHECKER_PORT,
-        "upstreams": list(config.dns),
-        "ttl_min": TTL_MIN,
-        "ttl_max": TTL_MAX,
-        "events": str(state_dir / EVENTS_FILE),
-        "nft": nft_command,
-        "table": nft.T,
-        "lan_sets": not policy.allow_all,
-    }
+) -> DaemonPolicy:
+    """What the daemon enforces for `policy` (`egress.policy.DaemonPolicy`, its file)."""
+    egress = None if policy.egress is None else tuple(map(render_egress_rule, policy.egress))
+    return DaemonPolicy(
+        key=policy.key,
+        interface=policy.network.interface,
+        listen=str(policy.network.gateway),
+        mark=egress_rules.MARK,
+        egress=egress,
+        checker_port=egress_rules.CHECKER_PORT,
+        upstreams=tuple(config.dns),
+        ttl_min=TTL_MIN,
+        ttl_max=TTL_MAX,
+        events=str(state_dir / EVENTS_FILE),
+        nft=tuple(nft_command),
+    )
 
 
 def start(
@@ -55,7 +51,7 @@ def start(
 ) -> ResolverEntry:
     """Write the policy, restart a daemon that runs with another one, start it."""
     path = state_dir / POLICY_FILE
-    text = json.dumps(policy_document(config, policy, state_dir, nft_command), indent=1) + "\n"
+    text = daemon_policy(config, policy, state_dir, nft_command).to_json()
     try:
         old = path.read_text(encoding="utf-8")
     except OSError:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from alcatraz.config.load import load_config
+from alcatraz.network.egress.policy import DaemonPolicy
 from alcatraz.network.egress.rules import CHECKER_PORT, MARK
 from alcatraz.network.plan import ProjectNetwork, make_policy
 from alcatraz.sandbox import daemon
@@ -31,8 +32,9 @@ def _document(tmp_path: Path, toml: str) -> dict[str, object]:
         egress=config.egress,
         own_resolver=True,
     )
-    document = daemon.policy_document(config, policy, tmp_path, ["nft"])
-    assert json.loads(json.dumps(document)) == document  # what the daemon reads back
+    written = daemon.daemon_policy(config, policy, tmp_path, ["nft"])
+    assert DaemonPolicy.from_json(written.to_json()) == written  # what the daemon reads back
+    document: dict[str, object] = json.loads(written.to_json())
     return document
 
 

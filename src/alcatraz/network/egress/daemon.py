@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from alcatraz.config.netgrammar.egress import EgressRule
+from alcatraz.network.egress import hostlan
 from alcatraz.network.egress.dnsfilter import (
     answer_addresses,
     formerr,
@@ -26,11 +27,13 @@ from alcatraz.network.egress.dnsfilter import (
     servfail,
 )
 from alcatraz.network.egress.events import EventLog
-from alcatraz.network.egress.policy import DaemonPolicy, PolicyError, rules_for_name
+from alcatraz.network.egress.policy import TABLE, DaemonPolicy, PolicyError, rules_for_name
 from alcatraz.network.egress.sets import PlainRunner, Runner, SetWriter, keep_live
 from alcatraz.printable import printable_lines
 
 CHECKER_MODULE = "alcatraz.network.egress.checker"
+#: Seconds between looks at the host's routes (a /proc read, about a millisecond).
+HOST_LAN_INTERVAL = 2.0
 MAX_POLICY = 1 << 20
 
 
@@ -99,11 +102,29 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(keep_live(self.writer, self.log))
+                group.create_task(self._keep_host_lan())
                 if self.rules is not None:
                     group.create_task(self._serve_checker(self.rules))
         except Exception as error:
             self.log(f"the guard daemon stops: {error!r}")
             raise
+
+    async def _keep_host_lan(self) -> None:
+        """Keep the host-LAN sets equal to the host's LANs as they are now: a laptop joins
+        another network, a VPN comes up, a cloud VM gets a second interface."""
+        known: hostlan.HostLan | None = None
+        failing = False
+        while True:
+            now = await asyncio.to_thread(hostlan.current)
+            if hostlan.changed(known, now):
+                script = hostlan.lan_script(f"inet {TABLE}", self.policy.key, now)
+                problem = await asyncio.to_thread(self.writer.apply, script)
+                if problem is None:
+                    known = now
+                elif not failing:
+                    self.log(f"cannot update the host-LAN sets: {problem}")
+                failing = problem is not None
+            await asyncio.sleep(HOST_LAN_INTERVAL)
 
     async def _serve_checker(self, rules: tuple[EgressRule, ...]) -> None:
         # INTEGRATION POINT (issue 15, helper "egcheck"): the name checker lives in

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from alcatraz.config.netgrammar import egress as grammar
-from alcatraz.config.netgrammar.egress import EgressRule
+from alcatraz.config.netgrammar.egress import EgressRule, parse_egress_rule
 from alcatraz.network.dnswire import split_host_port
-from alcatraz.network.egress.entries import parse_rendered_entry
+from alcatraz.network.egress.rules import SetNames
+from alcatraz.network.egress.rules import set_names as rules_set_names
 
 VERSION: Final = 1
 #: The nft table (family inet) whose sets the daemon fills.
@@ -49,26 +49,11 @@ class PolicyError(ValueError):
     """The policy file is not one this daemon can enforce; the message names the field."""
 
 
-@dataclass(frozen=True)
-class SetNames:
-    """The nft sets of one project in table `inet alcatraz` (see the egress design)."""
-
-    ea4: str
-    ea6: str
-    ep4: str
-    ep6: str
-    lan4: str
-    lan6: str
-    live: str
-
-
 def set_names(key: str) -> SetNames:
+    """The project's sets, as `egress.rules` declares them (refused for an unusable key)."""
     if not _KEY.fullmatch(key):
         raise PolicyError(f"project key {key!r} is not usable in an nft set name")
-    prefix = f"p_{key}_"
-    return SetNames(
-        *(prefix + suffix for suffix in ("ea4", "ea6", "ep4", "ep6", "lan4", "lan6", "live"))
-    )
+    return rules_set_names(key)
 
 
 @dataclass(frozen=True)
@@ -149,11 +134,10 @@ class DaemonPolicy:
         """The egress entries as rules (None: no filtering)."""
         if self.egress is None:
             return None
-        parse = getattr(grammar, "parse_egress_rule", None) or parse_rendered_entry
         rules: list[EgressRule] = []
         for entry in self.egress:
             try:
-                rules.append(parse(entry))
+                rules.append(parse_egress_rule(entry))
             except ValueError as error:  # GrammarError is a ValueError too
                 raise PolicyError(f"policy egress entry {entry!r}: {error}") from None
         return tuple(rules)
