@@ -379,12 +379,16 @@ class Project:
             return False, "no project network"
         network = _network_from_info(self.network, info)
         config = load_config(self.root, environ=self.ws.env(), cwd=self.root)
+        resolver = (self.state().get("isolation") or {}).get("resolver") or {}
+        daemon = bool(resolver.get("policy"))  # the project's own daemon on the gateway
         policy = make_policy(
             self.project_id,
             network,
             allow_all=config.allow_all_lan,
             rules=config.lan_rules,
             proxy=config.proxy,
+            egress=config.egress if daemon else None,
+            own_resolver=daemon,
         )
         fw = Firewall(SubprocessRunner(), ["nft"])
         table = fw.read()

@@ -50,7 +50,8 @@ def report(
         ipaddress.IPv4Network(str(record.subnet)),
         ipaddress.IPv4Address(str(record.gateway)),
     )
-    policy = policy_for(project_id, network, config)
+    daemon = record.resolver is not None and bool(record.resolver.policy)
+    policy = policy_for(project_id, network, config, own_resolver=daemon)
     fwd, inp, _ = nft.chain_names(policy.key)
     seen4, seen6 = nft.seen_sets(policy.key)
     if fw.verify(policy, table):
