@@ -9,6 +9,7 @@ below `config` so the loader can use it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -98,3 +99,85 @@ def identity(root: Path | str, relative: str) -> list[int]:
         return [info.st_dev, info.st_ino]
     finally:
         os.close(fd)
+
+
+def _open_parent(root: Path | str, relative: str) -> tuple[int, str]:
+    """(descriptor of the directory holding `relative`, its last component), by the walk."""
+    parts = _parts(relative)
+    if not parts:
+        raise _refuse(relative, "is not a file", "name a file inside the project")
+    return open_beneath(root, "/".join(parts[:-1])), parts[-1]
+
+
+def _refuse_kind(relative: str, info: os.stat_result) -> RefusedError | None:
+    if stat.S_ISLNK(info.st_mode):
+        return _refuse(relative, "is a symbolic link", _LINK_HINT)
+    if not stat.S_ISREG(info.st_mode):
+        return _refuse(relative, "is not a regular file", "replace it with a plain file")
+    return None
+
+
+def read_beneath(root: Path | str, relative: str, limit: int) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file `root/relative`, reached without following a link,
+    and its status (to notice a replacement before `replace_beneath`). Never blocks on a
+    FIFO; a file over `limit` bytes is refused."""
+    parent, name = _open_parent(root, relative)
+    try:
+        try:
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=parent
+            )
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise _refuse(relative, "is a symbolic link", _LINK_HINT) from None
+            raise
+        try:
+            info = os.fstat(fd)
+            refused = _refuse_kind(relative, info)
+            if refused is not None:
+                raise refused
+            if info.st_size > limit:
+                raise _refuse(relative, f"is larger than {limit} bytes", "check the file")
+            return os.read(fd, limit + 1), info
+        finally:
+            os.close(fd)
+    finally:
+        os.close(parent)
+
+
+def replace_beneath(root: Path | str, relative: str, data: bytes, expected: os.stat_result) -> None:
+    """Replace the file `root/relative` with `data` atomically: a new file beside it
+    (created, never opened through a link), then a rename over it. Refused when the file
+    is no longer the one `read_beneath` returned `expected` for; nothing is then changed."""
+    parent, name = _open_parent(root, relative)
+    temporary = f".{name}.{os.urandom(6).hex()}.tmp"
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temporary, flags, stat.S_IMODE(expected.st_mode), dir_fd=parent)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            now = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            now = None
+        if now is None or not _same_file(now, expected):
+            os.unlink(temporary, dir_fd=parent)
+            raise _refuse(relative, "changed while it was edited", "check it, then try again")
+        os.rename(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
+        os.fsync(parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=parent)
+        raise
+    finally:
+        os.close(parent)
+
+
+def _same_file(now: os.stat_result, expected: os.stat_result) -> bool:
+    fields = ("st_dev", "st_ino", "st_mode", "st_size", "st_mtime_ns")
+    return all(getattr(now, f) == getattr(expected, f) for f in fields)
