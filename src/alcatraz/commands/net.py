@@ -1,5 +1,5 @@
 """`alca net log`: what the sandbox tried to reach and was refused (nftables, the egress
-daemon's events)."""
+daemon's events); `alca net allow NAME`: propose adding a name to `[network] egress`."""
 
 from __future__ import annotations
 
@@ -15,9 +15,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="net_command", metavar="<subcommand>", required=True)
     log = sub.add_parser("log", help="Blocked destinations and refused names of this sandbox")
     log.add_argument("--json", action="store_true", help="machine-readable output")
+    allow = sub.add_parser(
+        "allow", help="Propose adding names to [network] egress of the project's .alca.toml"
+    )
+    allow.add_argument(
+        "names", nargs="+", metavar="NAME", help="an egress entry: example.com, *.example.com:443"
+    )
+    allow.add_argument("-y", "--yes", action="store_true", help="write the change without asking")
 
 
 def main(args: argparse.Namespace, app: App) -> int:
+    if args.net_command == "allow":
+        from alcatraz.commands import net_allow
+
+        return net_allow.allow(app, list(args.names), assume_yes=bool(args.yes))
     from alcatraz.config.load import load_config
     from alcatraz.sandbox import netreport as isolation
     from alcatraz.sandbox import project as sandbox
