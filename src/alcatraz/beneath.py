@@ -22,9 +22,11 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _refuse(relative: str, what: str, hint: str) -> RefusedError:
+def _refuse(
+    relative: str, what: str, hint: str, outcome: str = "nothing was started"
+) -> RefusedError:
     shown = printable("./" + relative if relative else ".")
-    return RefusedError(f"workspace path {shown} {what}; nothing was started", hint=hint)
+    return RefusedError(f"workspace path {shown} {what}; {outcome}", hint=hint)
 
 
 _LINK_HINT = (
@@ -101,19 +103,33 @@ def identity(root: Path | str, relative: str) -> list[int]:
         os.close(fd)
 
 
+#: For reading or replacing a file (`net allow`), rather than starting a sandbox.
+_EDIT = "nothing was read or written"
+_FILE_HINT = (
+    "replace it with a plain file inside the project (the agent may have made it; it would "
+    "lead outside the project), then try again"
+)
+
+
 def _open_parent(root: Path | str, relative: str) -> tuple[int, str]:
     """(descriptor of the directory holding `relative`, its last component), by the walk."""
     parts = _parts(relative)
     if not parts:
-        raise _refuse(relative, "is not a file", "name a file inside the project")
-    return open_beneath(root, "/".join(parts[:-1])), parts[-1]
+        raise _refuse(relative, "is not a file", "name a file inside the project", _EDIT)
+    try:
+        return open_beneath(root, "/".join(parts[:-1])), parts[-1]
+    except RefusedError as error:  # worded for a file edit, not for a start
+        raise RefusedError(
+            error.message.replace("nothing was started", _EDIT),
+            hint=_FILE_HINT.replace("a plain file", "a real directory"),
+        ) from None
 
 
 def _refuse_kind(relative: str, info: os.stat_result) -> RefusedError | None:
     if stat.S_ISLNK(info.st_mode):
-        return _refuse(relative, "is a symbolic link", _LINK_HINT)
+        return _refuse(relative, "is a symbolic link", _FILE_HINT, _EDIT)
     if not stat.S_ISREG(info.st_mode):
-        return _refuse(relative, "is not a regular file", "replace it with a plain file")
+        return _refuse(relative, "is not a regular file", _FILE_HINT, _EDIT)
     return None
 
 
@@ -129,7 +145,7 @@ def read_beneath(root: Path | str, relative: str, limit: int) -> tuple[bytes, os
             )
         except OSError as error:
             if error.errno == errno.ELOOP:
-                raise _refuse(relative, "is a symbolic link", _LINK_HINT) from None
+                raise _refuse(relative, "is a symbolic link", _FILE_HINT, _EDIT) from None
             raise
         try:
             info = os.fstat(fd)
@@ -137,7 +153,7 @@ def read_beneath(root: Path | str, relative: str, limit: int) -> tuple[bytes, os
             if refused is not None:
                 raise refused
             if info.st_size > limit:
-                raise _refuse(relative, f"is larger than {limit} bytes", "check the file")
+                raise _refuse(relative, f"is larger than {limit} bytes", "check the file", _EDIT)
             return os.read(fd, limit + 1), info
         finally:
             os.close(fd)
@@ -167,7 +183,12 @@ def replace_beneath(root: Path | str, relative: str, data: bytes, expected: os.s
             now = None
         if now is None or not _same_file(now, expected):
             os.unlink(temporary, dir_fd=parent)
-            raise _refuse(relative, "changed while it was edited", "check it, then try again")
+            raise _refuse(
+                relative,
+                "changed while it was edited",
+                "check it, then try again",
+                "nothing was written",
+            )
         os.rename(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
         os.fsync(parent)
     except BaseException:
