@@ -10,6 +10,10 @@ from typing import Any
 from alcatraz.app import App
 from alcatraz.printable import printable_ascii
 
+#: Rows of each refusal table in the text output (the sandbox can invent names without end);
+#: `--json` has them all.
+MAX_ROWS = 50
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="net_command", metavar="<subcommand>", required=True)
@@ -96,8 +100,11 @@ def _refusals(data: dict[str, Any]) -> list[str]:
     names: list[dict[str, Any]] = list(data.get("refused_names") or [])
     if names:
         lines += ["", "Refused names (not in [network] egress; the sandbox got NXDOMAIN):"]
-        rows = [[printable_ascii(n["name"]), str(n["count"]), n["first"], n["last"]] for n in names]
-        lines += _table(["NAME", "COUNT", "FIRST", "LAST"], rows)
+        rows = [
+            [printable_ascii(n["name"]), str(n["count"]), n["first"], n["last"]]
+            for n in names[:MAX_ROWS]
+        ]
+        lines += _table(["NAME", "COUNT", "FIRST", "LAST"], rows) + _more(len(names))
     connections: list[dict[str, Any]] = list(data.get("refused_connections") or [])
     if connections:
         lines += ["", "Refused connections (TLS SNI or HTTP Host not in egress; reset):"]
@@ -109,12 +116,19 @@ def _refusals(data: dict[str, Any]) -> list[str]:
                 c["first"],
                 c["last"],
             ]
-            for c in connections
+            for c in connections[:MAX_ROWS]
         ]
         lines += _table(["NAME", "ADDRESS", "COUNT", "FIRST", "LAST"], rows)
+        lines += _more(len(connections))
     if names or connections:
         lines += ["", "To allow one: alca net allow NAME (then 'alca up' applies it)."]
     return lines
+
+
+def _more(count: int) -> list[str]:
+    if count <= MAX_ROWS:
+        return []
+    return [f"... and {count - MAX_ROWS} more, least recent ('alca net log --json' lists all)"]
 
 
 def _names(names: list[str]) -> str:

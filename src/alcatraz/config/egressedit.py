@@ -140,7 +140,8 @@ def _into_array(text: str, code: str, array: tuple[int, int], entries: Sequence[
         at = opening + 1 + last + 1
         return text[:at] + insertion + text[at:]
     line_start = code.rfind("\n", 0, opening + 1 + last) + 1
-    indent = re.match(r"[ \t]*", code[line_start:]).group(0)  # type: ignore[union-attr]
+    rest = code[line_start:]
+    indent = rest[: len(rest) - len(rest.lstrip(" \t"))]
     if line_start <= opening:  # the last item shares the line of `[`
         indent = "  "
     comma = "" if last < 0 or inside[last] == "," else ","

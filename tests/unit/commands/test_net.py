@@ -161,3 +161,19 @@ def test_no_network_yet_still_shows_refusals(tmp_path: Path) -> None:
     lines = render_log(with_events({"state": "none"}, egress_report(tmp_path)))
     assert lines[0] == "No sandbox network yet: run 'alca up'."
     assert any(line.startswith("x.test ") for line in lines)
+
+
+def test_endless_invented_names_are_cut_in_the_text_but_not_in_json(tmp_path: Path) -> None:
+    write_events(
+        tmp_path,
+        *(
+            {"t": T0 + i, "kind": "dns-refused", "name": f"n{i}.test", "qtype": "A"}
+            for i in range(120)
+        ),
+    )
+    joined = with_events({"state": "none"}, egress_report(tmp_path))
+    lines = render_log(joined)
+    assert sum(line.startswith("n") and ".test" in line for line in lines) == 50
+    assert lines[4].startswith("n119.test ")  # most recent first
+    assert "... and 70 more, least recent ('alca net log --json' lists all)" in lines
+    assert len(joined["refused_names"]) == 120
