@@ -39,7 +39,7 @@ SECURITY = {
     "tests/integration/test_names.py": "names",
 }
 #: Where the attacks of a hostile workspace live (paths, restarts, protected files, printable
-#: text, presets): one category, whatever module a case is in.
+#: text, presets, `net allow`): one category, whatever module a case is in.
 WORKSPACE = frozenset(
     {
         "tests/security/test_hostile_workspace.py",
@@ -47,6 +47,7 @@ WORKSPACE = frozenset(
         "tests/security/test_host_executed_files.py",
         "tests/security/test_printable_sweep.py",
         "tests/integration/lifecycle/test_agent_preset_mounts.py",
+        "tests/security/test_net_allow_workspace.py",
     }
 )
 

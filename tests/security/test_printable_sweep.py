@@ -5,7 +5,8 @@ file, a sync conflict, a path Mutagen cannot carry), config values in a file it 
 output of a setup command whose programs it replaced. The project's own directory carries
 the same characters (a project the agent created inside another one). Every command a user
 runs against such a project (`trust`, `up` on a terminal, `status`, `list`, `net log`,
-`doctor`, `sync check`, `run`'s conflict banner, errors) must show them escaped: no ESC,
+`doctor`, `sync check`, `run`'s conflict banner, errors) must show them escaped (and
+`net log` the names the sandbox queried, from the egress daemon's events): no ESC,
 BEL, C1 control, bidi override, stray carriage return or non-UTF-8 byte in its output, and
 the escaped form where the name is shown (so the check cannot pass by printing nothing).
 
@@ -14,6 +15,7 @@ Docker and Podman, each with a bind-mounted and a synced workspace.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import subprocess
@@ -212,13 +214,33 @@ def test_hostile_text_reaches_no_terminal_raw(workspace: tuple[SyncWorkspace, st
     else:
         screen.check("sync check", alca_bytes(project, "experimental", "sync", "check"))
 
+    # net log: names the sandbox queried or presented reach the egress events as sent
+    refused = f"evil{NAME}.test"
+    events = [
+        {"t": 1767225600, "kind": "dns-refused", "name": refused, "qtype": "A"},
+        {
+            "t": 1767225601,
+            "kind": "check-refused",
+            "name": refused,
+            "address": "203.0.113.9",
+            "port": 443,
+            "why": "sni",
+        },
+        {"t": 1767225602, "kind": "dns-allowed", "name": refused, "addresses": ["203.0.113.9"]},
+    ]
+    (project.state_dir / "egress-events.jsonl").write_text(
+        "".join(json.dumps(event) + "\n" for event in events)
+    )
+    # isolation is off in this config (lan-access = ["*"]): only --json carries the events
+    refused_json = json.dumps(refused)[1:-1]
+
     for args, shown in (
         (("status",), (name_shown,)),
         (("status", "--json"), ()),
         (("list",), (name_shown,)),
         (("list", "--json"), ()),
         (("net", "log"), ()),
-        (("net", "log", "--json"), ()),
+        (("net", "log", "--json"), (refused_json,)),
         (("doctor",), (name_shown,)),
     ):
         screen.check(" ".join(args), alca_bytes(project, *args), shown=shown)

@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("alcatraz.commands.list_", "List all alcatraz containers"),
     "cleanup": ("alcatraz.commands.cleanup", "Remove orphaned containers"),
     "trust": ("alcatraz.commands.trust", "Review and approve the project configuration"),
-    "net": ("alcatraz.commands.net", "Show what the sandbox tried to reach and was refused"),
+    "net": (
+        "alcatraz.commands.net",
+        "Show what the sandbox was refused (log); allow a name in [network] egress (allow)",
+    ),
     "network-helper": (
         "alcatraz.commands.network_helper",
         "Manage the network isolation helper (install|uninstall|status)",

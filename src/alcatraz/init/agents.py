@@ -65,6 +65,7 @@ class AgentPreset:
     mounts: tuple[PresetMount, ...] = ()
     packages: tuple[str, ...] = ()  # extra Debian packages the install step needs
     path: tuple[str, ...] = ()  # extra PATH entries inside the sandbox
+    egress: tuple[str, ...] = ()  # internet names the agent needs, on top of the template's
 
 
 def _files() -> dict[str, Any]:
@@ -174,7 +175,28 @@ def load_preset(name: str) -> AgentPreset:
         mounts=tuple(_mount(name, m) for m in mounts),
         packages=_strings(name, data, "packages"),
         path=_strings(name, data, "path"),
+        egress=_egress(name, data),
     )
+
+
+def _egress(name: str, data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The preset's egress entries, each checked by the egress grammar."""
+    from alcatraz.config.netgrammar import GrammarError, parse_egress_rule, render_egress_rule
+
+    entries = _strings(name, data, "egress")
+    for entry in entries:
+        try:
+            canonical = render_egress_rule(parse_egress_rule(entry))
+        except GrammarError as error:
+            raise _broken(name, f"egress: {error.message}") from None
+        if canonical != entry:
+            raise _broken(name, f"egress: write {quote(entry)} as {quote(canonical)}")
+    return entries
+
+
+def egress_for(preset: AgentPreset) -> tuple[str, ...]:
+    """What the sandbox of `preset` may reach: the template's set-up, then the agent's."""
+    return tuple(dict.fromkeys((*templates.AGENT_EGRESS, *preset.egress)))
 
 
 def host_path(source: str, environ: Mapping[str, str]) -> str:
@@ -300,6 +322,7 @@ def template_for(
         enter=f'export PATH="{path}"\n',
         mount_lines=tuple(mount_lines),
         env_lines=env_lines,
+        egress=egress_for(preset),
     )
     return template, notes
 

@@ -60,6 +60,7 @@ class Template:
     envs: tuple[tuple[str, str], ...] = (("IS_SANDBOX", "1"),)
     mount_lines: tuple[str, ...] = ()  # raw TOML lines (entries, comments) after `mounts`
     env_lines: tuple[str, ...] = ()  # raw TOML lines after `envs`
+    egress: tuple[str, ...] | None = None  # `[network] egress`; None: not written (open)
 
 
 _RUN_NOTE: Final = "`alca run CMD` runs this, then CMD on the line after it"
@@ -129,6 +130,22 @@ _AGENT_UP: Final = (
     "if ! grep -qsF '/root/.npm-global/bin' ~/.bashrc; then\n"
     "  echo 'export PATH=\"/root/.npm-global/bin:$PATH\"' >> ~/.bashrc\n"
     "fi\n"
+)
+
+#: What the `agent` template's own set-up reaches: Debian's packages (bookworm images fetch
+#: security updates from deb.debian.org too), npm's registry for the agent's install, and
+#: GitHub for git dependencies and release downloads. Sources: docs/agents.md.
+AGENT_EGRESS: Final = (
+    "deb.debian.org",
+    "registry.npmjs.org",
+    "github.com",
+    "*.githubusercontent.com",
+)
+
+_EGRESS_COMMENT: Final = (
+    "The internet names this sandbox may reach; everything else is refused (the agent sees",
+    "NXDOMAIN, or a reset connection). `alca net log` lists what was refused and",
+    "`alca net allow NAME` proposes an entry. Where each entry comes from: docs/agents.md.",
 )
 
 TEMPLATES: Final[dict[str, Template]] = {
@@ -328,4 +345,7 @@ def render(template: Template, *, schema_line: str) -> str:
         parts.append("\n[envs]\n")
         parts.extend(f"{toml_key(k)} = {toml_string(v)}\n" for k, v in template.envs)
         parts.extend(f"{line}\n" for line in template.env_lines)
+    if template.egress is not None:
+        parts.append("\n[network]\n" + _comments(_EGRESS_COMMENT))
+        parts.append(f"egress = {_array(template.egress)}\n")
     return "".join(parts)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError
 from alcatraz.network import nft
+from alcatraz.network.egress.events import events_path, read_events
 from alcatraz.network.firewall import Firewall, TableState
-from alcatraz.network.plan import ProjectNetwork
+from alcatraz.network.plan import Policy, ProjectNetwork
 from alcatraz.sandbox.guard import in_namespace_of, policy_for
 from alcatraz.statefile import IsolationRecord
 
@@ -44,14 +46,8 @@ def report(
         return {**result, "state": "missing"}
     fw = Firewall(app.runner, command)
     table = fw.read()
-    network = ProjectNetwork(
-        record.network,
-        record.interface,
-        ipaddress.IPv4Network(str(record.subnet)),
-        ipaddress.IPv4Address(str(record.gateway)),
-    )
-    daemon = record.resolver is not None and bool(record.resolver.policy)
-    policy = policy_for(project_id, network, config, own_resolver=daemon)
+    policy = _expected_policy(project_id, record, config)
+    network = policy.network
     fwd, inp, _ = nft.chain_names(policy.key)
     seen4, seen6 = nft.seen_sets(policy.key)
     if fw.verify(policy, table):
@@ -80,6 +76,19 @@ def report(
     }
 
 
+def _expected_policy(project_id: str, record: IsolationRecord, config: Config) -> Policy:
+    """The policy `up` would load now on the recorded network (with the project's daemon
+    when the record has one: its rules differ)."""
+    network = ProjectNetwork(
+        record.network,
+        record.interface,
+        ipaddress.IPv4Network(str(record.subnet)),
+        ipaddress.IPv4Address(str(record.gateway)),
+    )
+    daemon = record.resolver is not None and bool(record.resolver.policy)
+    return policy_for(project_id, network, config, own_resolver=daemon)
+
+
 def _guard_state(app: App, command: list[str], pid: int) -> TableState | None:
     """The second layer's table in the sandbox's namespace, when it can be read here."""
     if pid <= 0 or sys.platform != "linux" or os.geteuid() != 0:
@@ -91,3 +100,65 @@ def _guard_state(app: App, command: list[str], pid: int) -> TableState | None:
     except AlcaError:
         return None
     return table if table.exists else None
+
+
+def egress_report(state_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """What the project's egress daemon refused, from its events file, for `net log`.
+
+    `refused_names`: names the resolver refused (per name: count, first, last, query
+    types); `refused_connections`: connections the name checker reset (per name, address
+    and port); `resolved`: address -> names that resolved to it, to join with the refused
+    addresses. Names are as the sandbox sent them: escape them before printing.
+    """
+    names: dict[str, dict[str, Any]] = {}
+    connections: dict[tuple[str, str, int], dict[str, Any]] = {}
+    resolved: dict[str, set[str]] = {}
+    for event in read_events(events_path(state_dir)):
+        if event.kind == "dns-refused":
+            entry = _tally(names, event.name, event.time, name=event.name, qtypes=[])
+            if event.qtype and event.qtype not in entry["qtypes"] and len(entry["qtypes"]) < 8:
+                entry["qtypes"].append(event.qtype)
+        elif event.kind == "check-refused":
+            key = (event.name, event.address, event.port)
+            fields = {"name": event.name, "address": event.address, "port": event.port}
+            _tally(connections, key, event.time, **fields, why=event.why)
+        else:
+            for address in event.addresses:
+                resolved.setdefault(_canonical(address), set()).add(event.name)
+    return {
+        "refused_names": _by_last(names),
+        "refused_connections": _by_last(connections),
+        "resolved": {address: sorted(found) for address, found in resolved.items()},
+    }
+
+
+def _tally(table: dict[Any, dict[str, Any]], key: Any, moment: float, **fields: Any) -> Any:
+    """Count one more event under `key`, keeping the first and last times."""
+    entry = table.get(key)
+    if entry is None:
+        entry = table[key] = {**fields, "count": 0, "first": moment, "last": moment}
+    entry["count"] += 1
+    entry["first"] = min(entry["first"], moment)
+    entry["last"] = max(entry["last"], moment)
+    return entry
+
+
+def _by_last(table: dict[Any, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries, most recent first, with times as ISO 8601 UTC."""
+    entries = sorted(table.values(), key=lambda entry: -entry["last"])
+    return [{**e, "first": _iso(e["first"]), "last": _iso(e["last"])} for e in entries]
+
+
+def _iso(moment: float) -> str:
+    try:
+        return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
+def _canonical(address: str) -> str:
+    """The address as nft prints it (IPv6 compressed), so the join matches."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address

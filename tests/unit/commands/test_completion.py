@@ -157,6 +157,7 @@ def test_fish_completes_commands_with_descriptions(tmp_path: Path) -> None:
 def test_fish_completes_subcommands_and_flags(tmp_path: Path) -> None:
     assert complete_fish(tmp_path, "alca network-helper ") == ["install", "status", "uninstall"]
     assert complete_fish(tmp_path, "alca completion ") == ["bash", "fish", "zsh"]
+    assert sorted(complete_fish(tmp_path, "alca net ")) == ["allow", "log"]
     assert set(complete_fish(tmp_path, "alca init --")) == {
         "--agent",
         "--help",
@@ -252,6 +253,7 @@ def test_zsh_completes_commands(tmp_path: Path) -> None:
 def test_zsh_completes_subcommands_and_flags(tmp_path: Path) -> None:
     assert complete_zsh(tmp_path, "alca network-helper ") == ["install", "uninstall", "status"]
     assert complete_zsh(tmp_path, "alca completion ") == ["bash", "zsh", "fish"]
+    assert complete_zsh(tmp_path, "alca net ") == ["log", "allow"]
     assert complete_zsh(tmp_path, "alca doctor --") == ["--help", "--json"]
 
 

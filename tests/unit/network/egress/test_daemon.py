@@ -148,7 +148,7 @@ def test_refused_names_stay_local_and_allowed_ones_are_let_in_before_the_reply(
     assert "203.0.113.5 . tcp . 443 timeout 30s" in element  # TTL 5 clamped to ttl_min
     assert "203.0.113.5 . udp . 443 timeout 30s" in element
     assert when < arrived  # in the set before the reply arrived
-    kinds = [(e["kind"], e["name"]) for e in read_events(daemon.policy.events)]
+    kinds = [(e.kind, e.name) for e in read_events(daemon.policy.events)]
     assert ("dns-refused", "evil.test") in kinds and ("dns-allowed", "www.allowed.test") in kinds
 
 
@@ -241,7 +241,7 @@ def test_main_with_a_policy_serves_as_the_guard_daemon(tmp_path: Path) -> None:
     text = record.read_text()
     assert text.startswith("-f -\nflush set inet alcatraz p_0123456789_ea4\n")
     assert 'add element inet alcatraz p_0123456789_live { "alca-0123456789" timeout 15s }' in text
-    assert [e["name"] for e in read_events(str(tmp_path / "events.jsonl"))] == ["evil.test"]
+    assert [e.name for e in read_events(str(tmp_path / "events.jsonl"))] == ["evil.test"]
 
 
 def test_main_refuses_a_bad_policy_and_says_why(tmp_path: Path) -> None:
