@@ -15,6 +15,7 @@ within `LIVE_TIMEOUT` of the daemon dying.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -36,6 +37,10 @@ NFT_TIMEOUT: Final = 4.0  # twice before "ready", within resolver.READY_TIMEOUT
 
 #: How nft words an element refused for overlapping one already in an interval set.
 OVERLAP: Final = "File exists"
+#: An answer's elements refreshed this recently (and with at least half the new TTL left)
+#: are not written again: a busy `npm install` asks the same name many times a second, and
+#: each write is an nft process. Short, so elements lost to a rules reload come back soon.
+REFRESH_AFTER: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,22 @@ class SetWriter:
         self.runner = runner
         self.table = table
         self.names = set_names(policy.key)
+        #: (set, element) -> (monotonic time written, time it expires)
+        self.written: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def _fresh(self, name: str, item: str, ttl: int, now: float) -> bool:
+        written = self.written.get((name, item))
+        if written is None:
+            return False
+        at, expires = written
+        return now - at < REFRESH_AFTER and expires - now >= ttl / 2
+
+    def _remember(self, elements: dict[str, list[str]], ttl: int, now: float) -> None:
+        if len(self.written) > 50_000:  # bounded: forget what has expired
+            self.written = {k: v for k, v in self.written.items() if v[1] > now}
+        for name, items in elements.items():
+            for item in items:
+                self.written[(name, item)] = (now, now + ttl)
 
     def apply(self, script: str) -> str | None:
         """Run one transaction; None when it applied, else nft's complaint."""
@@ -132,10 +153,16 @@ class SetWriter:
         """
         elements = set_elements(self.policy.key, rules, addresses)
         count = sum(len(items) for items in elements.values())
+        now = time.monotonic()
+        stale = {
+            name: [item for item in items if not self._fresh(name, item, ttl, now)]
+            for name, items in elements.items()
+        }
         script = "".join(
-            refresh_lines(self.table, name, items, ttl) for name, items in elements.items()
+            refresh_lines(self.table, name, items, ttl) for name, items in stale.items() if items
         )
         if self.apply(script) is None:
+            self._remember(stale, ttl, now)
             return Added(count, [], [])
         overlapping: list[str] = []
         failed: list[str] = []
@@ -153,6 +180,7 @@ class SetWriter:
 
     def flush_addresses(self) -> str | None:
         """Forget every address a previous daemon added (its policy may have changed)."""
+        self.written.clear()
         return self.apply(self.flush_script())
 
     def live_script(self) -> str:

@@ -81,3 +81,18 @@ def test_the_live_gate_is_refreshed_on_every_tick_and_a_failure_logged_once() ->
     asyncio.run(ticks())
     assert len(runner.calls) >= 3
     assert logged == ["cannot refresh the live gate: no such set"]
+
+
+def test_an_answer_refreshed_moments_ago_is_not_written_again() -> None:
+    """A name asked many times a second costs one nft process, not one per answer."""
+    runner = FakeRunner().on("/usr/sbin/nft")
+    sets = writer(runner)
+    for _ in range(5):
+        assert sets.add_addresses([WEB], [A], 300).count == 1
+    assert sum("203.0.113.7" in (s or "") for s in runner.inputs) == 1
+    sets.written = {key: (at - 10, end) for key, (at, end) in sets.written.items()}
+    sets.add_addresses([WEB], [A], 300)  # written 10 s ago: refreshed again
+    assert sum("203.0.113.7" in (s or "") for s in runner.inputs) == 2
+    sets.flush_addresses()
+    sets.add_addresses([WEB], [A], 300)  # after a flush: written again
+    assert sum("203.0.113.7" in (s or "") for s in runner.inputs) == 3
