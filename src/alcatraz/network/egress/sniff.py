@@ -20,6 +20,8 @@ SNIFF_LIMIT = 16 * 1024
 _HANDSHAKE_RECORD = 0x16
 _CLIENT_HELLO = 1
 _RECORD_MAX = 1 << 14
+#: Real clients use one or two records; many tiny ones only cost the checker time.
+_RECORDS_MAX = 32
 _SERVER_NAME_EXTENSION = 0
 _HOST_NAME_TYPE = 0
 
@@ -109,6 +111,8 @@ def _sniff_tls(data: bytes) -> Sniffed:
             return _malformed("ClientHello interrupted by another record type")
         if not 0 < length <= _RECORD_MAX:
             return _malformed(f"TLS record length {length}")
+        if len(fragments) == _RECORDS_MAX:
+            return _malformed(f"ClientHello in more than {_RECORDS_MAX} records")
         fragment = data[offset + 5 : offset + 5 + length]
         fragments.append(fragment)
         gathered += len(fragment)
@@ -217,6 +221,7 @@ _VERSION = re.compile(rb"HTTP/(\d)\.(\d)")
 _LINE_START = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]")
 _BLANK = re.compile(rb"[ \t]+")
 _PRINTABLE_LINE = re.compile(rb"[\x20-\x7e\t\r]*")
+_EMPTY_LINE = re.compile(rb"\n\r?\n")
 _PORT = re.compile(rb":\d{0,5}")
 _ABSOLUTE = re.compile(rb"(?i:https?)://([^/?#]*)")
 
@@ -251,15 +256,14 @@ def _sniff_http(data: bytes) -> Sniffed:
 
 
 def _headers_end(data: bytes, start: int) -> int | None:
-    """Where the header block ends (before its empty line), bare LF accepted as servers do."""
-    position = start
-    while True:
-        line_end = data.find(b"\n", position)
-        if line_end < 0:
-            return None
-        if data[position:line_end] in (b"", b"\r"):
-            return position
-        position = line_end + 1
+    """Where the header block ends (before its empty line), bare LF accepted as servers do.
+
+    One regular-expression scan: the checker calls this on every segment received.
+    """
+    if data[start : start + 1] == b"\n" or data[start : start + 2] == b"\r\n":
+        return start
+    found = _EMPTY_LINE.search(data, start)
+    return None if found is None else found.start() + 1
 
 
 def _request_host(method: bytes, target: bytes, headers: bytes) -> str | None:

@@ -6,6 +6,7 @@ import random
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_every_prefix_of_a_client_hello_needs_more() -> None:
 def test_a_client_hello_larger_than_a_segment_over_many_records() -> None:
     hello = client_hello("big.example.com", alpn_padding=20)
     assert len(hello) > 4000
-    for size in (16, 100, 1400, 16384):
+    for size in (200, 1400, 16384):
         carried = refragment(hello, size)
         assert sniff(carried) == tls("big.example.com"), size
         assert sniff(carried[: len(carried) // 2]).verdict is Verdict.NEED_MORE
@@ -165,6 +166,10 @@ def test_lying_lengths_inside_the_hello_are_malformed_not_a_crash() -> None:
         assert result.verdict in (Verdict.TLS, Verdict.MALFORMED, Verdict.NEED_MORE)
 
 
+def test_a_hello_in_many_tiny_records_is_refused() -> None:
+    assert sniff(refragment(client_hello("allowed.test"), 4)).verdict is Verdict.MALFORMED
+
+
 def test_a_hello_that_never_ends_is_refused_at_the_limit() -> None:
     endless = record(b"\x01\x00\x3f\xf0" + bytes(16380)) + record(bytes(100))
     assert sniff(endless).verdict is Verdict.MALFORMED
@@ -255,6 +260,14 @@ def test_random_garbage_never_crashes() -> None:
         elif rng.random() < 0.3:
             garbage = b"GET / HTTP/1.1\r\nHost: " + garbage
         assert isinstance(sniff(garbage), Sniffed)
+
+
+def test_sniffing_every_byte_of_a_large_head_stays_cheap() -> None:
+    head = b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 2700
+    started = time.perf_counter()
+    for end in range(0, len(head), 16):
+        assert sniff(head[:end]).verdict is Verdict.NEED_MORE
+    assert time.perf_counter() - started < 2.0
 
 
 def test_only_the_first_sixteen_kib_count() -> None:
