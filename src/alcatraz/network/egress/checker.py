@@ -11,7 +11,6 @@ event. A passing connection is joined to its original destination by `relay`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import os
 import socket
@@ -278,7 +277,7 @@ class _Connection(asyncio.Protocol):
         except OSError:
             upstream.close()
             return
-        self.relay = Relay(client, upstream, self._closed_from_thread)
+        self.relay = Relay(client, upstream, self._release, self.loop)
         self.relay.start_upstream_to_client()
         if self.decided:
             self._hand_over()
@@ -290,10 +289,6 @@ class _Connection(asyncio.Protocol):
         self.relay.start_client_to_upstream(bytes(self.buffer))
         self.buffer.clear()
         self.transport.abort()  # closes asyncio's descriptor; the relay holds a duplicate
-
-    def _closed_from_thread(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nothing left to count
-            self.loop.call_soon_threadsafe(self._release)
 
     def _refuse(self, name: str | None, why: str) -> None:
         self.checker.refused(name, self.destination, why)

@@ -1,28 +1,28 @@
 """Join two TCP sockets at near-kernel speed once the name checker has let a connection pass.
 
-Each direction is a thread that moves bytes with splice(2) through its own pipe, so the
-payload never enters Python. EOF on one side half-closes the other (SHUT_WR); an error on
-either side, or `abort`, resets both (RST, never a FIN first). The sockets stay
-non-blocking and a pump waits in poll(2) on its socket and on the relay's eventfd, so an
-abort wakes it at once. Descriptors are closed by whichever pump ends last, never while the
-other may still use them.
+Each direction moves bytes with splice(2) through a pipe of its own, so the payload never
+enters Python, driven by the checker's event loop (readiness callbacks, no thread per
+connection: measured faster for short connections than two pump threads, and as fast in
+bulk, see bench/egress_checker.py). A full sink stops reading its source (backpressure).
+EOF on one side half-closes the other (SHUT_WR); an error on either side, or `abort`,
+resets both (RST, never a FIN first).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
-import select
 import socket
 import struct
-import threading
 from collections.abc import Callable
 
 #: How much one splice call may move; the pipe is grown to match where the kernel allows.
 CHUNK = 1 << 20
 _F_SETPIPE_SZ = 1031
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends RST
+_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 
 
 def reset(sock: socket.socket) -> None:
@@ -31,65 +31,114 @@ def reset(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
 
 
-class _Aborted(OSError):
-    pass
+class _Direction:
+    """source → pipe → sink, one readiness callback at a time."""
 
+    def __init__(self, relay: Relay, source: socket.socket, sink: socket.socket) -> None:
+        self.relay = relay
+        self.loop = relay.loop
+        self.source = source.fileno()
+        self.sink_socket = sink
+        self.sink = sink.fileno()
+        self.read_end, self.write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # a smaller pipe only means more splice calls
+            fcntl.fcntl(self.write_end, _F_SETPIPE_SZ, CHUNK)
+        self.first = memoryview(b"")
+        self.in_pipe = 0
+        self.eof = False
+        self.reading = False
+        self.writing = False
+        self.done = False
 
-class _Waiter:
-    """poll(2) on one socket and on the relay's abort eventfd."""
+    def start(self, first: bytes) -> None:
+        self.first = memoryview(first)
+        self._flush()
 
-    def __init__(self, abort_fd: int) -> None:
-        self.abort_fd = abort_fd
+    def close(self) -> None:
+        self._stop_reading()
+        self._stop_writing()
+        os.close(self.read_end)
+        os.close(self.write_end)
 
-    def wait(self, fd: int, event: int) -> None:
-        poller = select.poll()
-        poller.register(fd, event)
-        poller.register(self.abort_fd, select.POLLIN)
-        if any(ready == self.abort_fd for ready, _ in poller.poll()):
-            raise _Aborted
+    def _readable(self) -> None:
+        try:
+            moved = os.splice(self.source, self.write_end, CHUNK, flags=_FLAGS)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.relay.fail()
+            return
+        if moved:
+            self.in_pipe += moved
+        else:
+            self.eof = True
+        self._flush()
 
-    def splice(self, source: int, sink: int, count: int, wait_on: int, event: int) -> int:
-        while True:
-            try:
-                return os.splice(source, sink, count, flags=os.SPLICE_F_MOVE)
-            except BlockingIOError:
-                self.wait(wait_on, event)
+    def _flush(self) -> None:
+        """Empty the buffered bytes and the pipe into the sink, then read again (or end)."""
+        try:
+            while self.first:
+                self.first = self.first[self.sink_socket.send(self.first) :]
+            while self.in_pipe:
+                self.in_pipe -= os.splice(self.read_end, self.sink, self.in_pipe, flags=_FLAGS)
+            if self.eof:
+                self.sink_socket.shutdown(socket.SHUT_WR)
+        except BlockingIOError:
+            self._stop_reading()
+            self._start_writing()
+            return
+        except OSError:
+            self.relay.fail()
+            return
+        self._stop_writing()
+        if self.eof:
+            self._stop_reading()
+            self.done = True
+            self.relay.direction_done()
+        else:
+            self._start_reading()
 
-    def send_all(self, sink: socket.socket, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[sink.send(view) :]
-            except BlockingIOError:
-                self.wait(sink.fileno(), select.POLLOUT)
+    def _start_reading(self) -> None:
+        if not self.reading:
+            self.loop.add_reader(self.source, self._readable)
+            self.reading = True
 
+    def _stop_reading(self) -> None:
+        if self.reading:
+            self.loop.remove_reader(self.source)
+            self.reading = False
 
-def _pipe() -> tuple[int, int]:
-    read_end, write_end = os.pipe()
-    with contextlib.suppress(OSError):  # a smaller pipe only means more splice calls
-        fcntl.fcntl(write_end, _F_SETPIPE_SZ, CHUNK)
-    return read_end, write_end
+    def _start_writing(self) -> None:
+        if not self.writing:
+            self.loop.add_writer(self.sink, self._flush)
+            self.writing = True
+
+    def _stop_writing(self) -> None:
+        if self.writing:
+            self.loop.remove_writer(self.sink)
+            self.writing = False
 
 
 class Relay:
-    """A client socket and an upstream socket, pumped both ways by two threads.
+    """A client socket and an upstream socket, relayed both ways on `loop`.
 
-    `on_closed` runs once, in a pump thread, after every descriptor is closed.
+    `on_closed` runs once, on the loop, after every descriptor is closed.
     """
 
     def __init__(
-        self, client: socket.socket, upstream: socket.socket, on_closed: Callable[[], None]
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        on_closed: Callable[[], None],
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
+        self.loop = loop
         self._sockets = (client, upstream)
         for sock in self._sockets:
             sock.setblocking(False)
-        self._abort_fd = os.eventfd(0, os.EFD_CLOEXEC)
-        self._waiter = _Waiter(self._abort_fd)
         self._on_closed = on_closed
-        self._lock = threading.Lock()
-        self._running = 0
-        self._started: set[str] = set()
-        self._failed = False
+        self._directions: dict[str, _Direction] = {}
+        self._expected = 2
         self._closed = False
 
     def start_upstream_to_client(self) -> None:
@@ -97,66 +146,44 @@ class Relay:
         self._start("upstream", upstream, client, b"")
 
     def start_client_to_upstream(self, buffered: bytes) -> None:
-        """Send what the checker read from the client first, then pump the rest."""
+        """Send what the checker read from the client first, then relay the rest."""
         client, upstream = self._sockets
         self._start("client", client, upstream, buffered)
 
     def abort(self) -> None:
-        """Reset both sides; no pump will start any more."""
-        with self._lock:
-            self._started.update(("client", "upstream"))
-            self._fail()
-            self._close_if_done()
+        """Reset both sides now."""
+        self.fail()
+
+    def fail(self) -> None:
+        if self._closed:
+            return
+        for sock in self._sockets:
+            reset(sock)
+        self._close()
+
+    def direction_done(self) -> None:
+        if len(self._directions) == self._expected and all(
+            direction.done for direction in self._directions.values()
+        ):
+            self._close()
 
     def _start(self, name: str, source: socket.socket, sink: socket.socket, first: bytes) -> None:
-        with self._lock:
-            if name in self._started:
-                return
-            self._started.add(name)
-            self._running += 1
-        thread = threading.Thread(
-            target=self._pump, args=(source, sink, first), name=f"alca-relay-{name}", daemon=True
-        )
-        thread.start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, first: bytes) -> None:
-        failed = False
-        read_end, write_end = -1, -1
+        if self._closed or name in self._directions:
+            return
         try:
-            read_end, write_end = _pipe()
-            waiter = self._waiter
-            if first:
-                waiter.send_all(sink, first)
-            source_fd, sink_fd = source.fileno(), sink.fileno()
-            while moved := waiter.splice(source_fd, write_end, CHUNK, source_fd, select.POLLIN):
-                while moved:
-                    moved -= waiter.splice(read_end, sink_fd, moved, sink_fd, select.POLLOUT)
-            sink.shutdown(socket.SHUT_WR)
+            direction = _Direction(self, source, sink)
         except OSError:
-            failed = True
-        finally:
-            for fd in (read_end, write_end):
-                if fd >= 0:
-                    os.close(fd)
-        with self._lock:
-            self._running -= 1
-            if failed:
-                self._fail()
-            self._close_if_done()
+            self.fail()
+            return
+        self._directions[name] = direction
+        direction.start(first)
 
-    def _fail(self) -> None:
-        """Both sides will be reset; the other pump, if waiting, wakes up now."""
-        if not self._failed:
-            self._failed = True
-            for sock in self._sockets:
-                reset(sock)
-            os.eventfd_write(self._abort_fd, 1)
-
-    def _close_if_done(self) -> None:
-        if self._closed or self._running or len(self._started) < 2:
+    def _close(self) -> None:
+        if self._closed:
             return
         self._closed = True
+        for direction in self._directions.values():
+            direction.close()
         for sock in self._sockets:
             sock.close()
-        os.close(self._abort_fd)
         self._on_closed()
