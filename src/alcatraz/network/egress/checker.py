@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import resource
 import socket
 import struct
 import time
@@ -21,7 +22,7 @@ from typing import Any, Protocol, cast
 
 from alcatraz.config.netgrammar.egress import EgressRule
 from alcatraz.network.egress._match import connection_allowed
-from alcatraz.network.egress.relay import Relay, reset
+from alcatraz.network.egress.relay import DESCRIPTORS_PER_RELAY, Relay, reset
 from alcatraz.network.egress.sniff import Sniffed, Verdict, sniff
 
 #: How long a client may stay silent before it counts as "the server speaks first".
@@ -101,6 +102,7 @@ async def serve_checker(
     max_connections: int = MAX_CONNECTIONS,
 ) -> asyncio.Server:
     """Start the checker on `policy.listen`:`policy.checker_port`."""
+    _allow_descriptors(max_connections * (DESCRIPTORS_PER_RELAY + 1) + 256)
     sock = bind_checker(policy.listen, policy.checker_port, policy.mark)
     checker = Checker(tuple(rules), events, original_destination, max_connections)
     loop = asyncio.get_running_loop()
@@ -109,6 +111,14 @@ async def serve_checker(
     except BaseException:
         sock.close()
         raise
+
+
+def _allow_descriptors(wanted: int) -> None:
+    """Raise the soft descriptor limit toward `wanted` (never lower it, never past hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
 
 
 class Checker:

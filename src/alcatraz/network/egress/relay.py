@@ -19,7 +19,11 @@ import struct
 from collections.abc import Callable
 
 #: How much one splice call may move; the pipe is grown to match where the kernel allows.
-CHUNK = 1 << 20
+#: 256 KiB: bulk within noise of 1 MiB on loopback, and a bound on the kernel memory a
+#: sandbox can pin by not reading (two pipes per connection, MAX_CONNECTIONS connections).
+CHUNK = 1 << 18
+#: Descriptors one relayed connection holds: two sockets and two pipes.
+DESCRIPTORS_PER_RELAY = 6
 _F_SETPIPE_SZ = 1031
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends RST
 _FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK

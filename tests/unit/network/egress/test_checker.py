@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import random
+import resource
 import socket
 import struct
 import threading
@@ -199,6 +200,31 @@ def test_a_client_that_sends_nothing_and_closes_reaches_upstream_eof(
     with checker.connect() as client:
         client.shutdown(socket.SHUT_WR)
         assert receive_all(client) == b""
+
+
+def test_a_hundred_relays_at_once_each_get_their_own_bytes_back(
+    checker: RunningChecker, upstreams: Callable[..., Upstream]
+) -> None:
+    checker.destination[0] = upstreams(echo).address
+    failures: list[BaseException] = []
+
+    def one(index: int) -> None:
+        try:
+            payload = client_hello("allowed.test") + random.Random(index).randbytes(300_000)
+            with checker.connect(timeout=60) as client:
+                sender = threading.Thread(target=client.sendall, args=(payload,))
+                sender.start()
+                assert receive_exactly(client, len(payload)) == payload
+                sender.join()
+        except BaseException as error:
+            failures.append(error)
+
+    clients = [threading.Thread(target=one, args=(index,)) for index in range(100)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(120)
+    assert not failures
 
 
 # --- refusals -----------------------------------------------------------------------
@@ -433,3 +459,14 @@ def test_the_listener_is_marked_and_binds_an_address_not_yet_there() -> None:
 def test_the_listener_binds_ipv6_too() -> None:
     with bind_checker("::1", 0, 0) as sock:
         assert sock.family == socket.AF_INET6
+
+
+def test_the_descriptor_limit_is_raised_for_the_connection_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        _running, stop = start_checker([], max_connections=100)
+        stop()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= min(hard, 100 * 7)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
