@@ -41,14 +41,16 @@ class RunningChecker:
     #: Where the next connections "originally" went: set by each test.
     destination: list[tuple[str, int]] = field(default_factory=list)
 
+    listen: str = "127.0.0.1"
+
     def connect(self, timeout: float = 10.0) -> socket.socket:
-        client = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        client = socket.create_connection((self.listen, self.port), timeout=timeout)
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client
 
 
 def start_checker(
-    rules: list[EgressRule], max_connections: int = 1024
+    rules: list[EgressRule], max_connections: int = 1024, listen: str = "127.0.0.1"
 ) -> tuple[RunningChecker, Callable[[], None]]:
     events: list[dict[str, object]] = []
     loop = asyncio.new_event_loop()
@@ -63,7 +65,7 @@ def start_checker(
 
     async def begin() -> None:
         server = await serve_checker(
-            TestPolicy(),
+            TestPolicy(listen=listen),
             rules,
             events,
             original_destination=injected,
@@ -78,7 +80,8 @@ def start_checker(
     thread.start()
     assert started.wait(10)
     server = holder["server"]
-    running = RunningChecker(server.sockets[0].getsockname()[1], events, loop, destination)
+    port = server.sockets[0].getsockname()[1]
+    running = RunningChecker(port, events, loop, destination, listen)
 
     def stop() -> None:
         async def close() -> None:
@@ -103,8 +106,9 @@ def checker() -> Iterator[RunningChecker]:
 class Upstream:
     """A listening socket standing for the original destination; `serve` runs per client."""
 
-    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, serve: Callable[[socket.socket], None], host: str = "127.0.0.1") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.create_server((host, 0), family=family)
         self.address: tuple[str, int] = self.listener.getsockname()[:2]
         self.accepted = 0
         self.errors: list[BaseException] = []

@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from alcatraz.network.egress.checker import bind_checker, original_destination
-from tests.unit.network.egress.conftest import RunningChecker, Upstream, start_checker
+from tests.unit.network.egress.conftest import (
+    RunningChecker,
+    Upstream,
+    name_rule,
+    start_checker,
+)
 from tests.unit.network.egress.hellos import client_hello, refragment
 
 BULK = 50 * 1024 * 1024
@@ -225,6 +230,28 @@ def test_a_hundred_relays_at_once_each_get_their_own_bytes_back(
     for thread in clients:
         thread.join(120)
     assert not failures
+
+
+def test_over_ipv6_a_name_passes_or_is_refused() -> None:
+    running, stop = start_checker([name_rule("allowed.test")], listen="::1")
+    try:
+        upstream = Upstream(echo, host="::1")
+        running.destination[0] = upstream.address
+        with running.connect() as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+            client.shutdown(socket.SHUT_WR)
+            assert receive_all(client).startswith(b"GET / ")
+        with running.connect() as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n")  # its own address
+            client.shutdown(socket.SHUT_WR)
+            assert receive_all(client).startswith(b"GET / ")
+        with running.connect() as client:
+            client.sendall(client_hello("other.test"))
+            assert_reset(client)
+        assert running.events[0]["address"] == "::1"
+        upstream.close()
+    finally:
+        stop()
 
 
 # --- refusals -----------------------------------------------------------------------
