@@ -118,7 +118,11 @@ def run_checker(upstream_port: int, copy: bool) -> None:
     async def serve() -> None:
         rules = [EgressRule(HOST, False, None, (), None)]
         server = await serve_checker(
-            Policy(), rules, [], original_destination=lambda _sock: ("127.0.0.1", upstream_port)
+            Policy(),
+            rules,
+            [],
+            original_destination=lambda _sock: ("127.0.0.1", upstream_port),
+            destination_allowed=lambda _address: True,  # the upstream is on loopback
         )
         print(server.sockets[0].getsockname()[1], flush=True)
         await asyncio.Event().wait()

@@ -24,6 +24,7 @@ from alcatraz.config.netgrammar.egress import EgressRule
 from alcatraz.network.egress._match import connection_allowed
 from alcatraz.network.egress.relay import DESCRIPTORS_PER_RELAY, Relay, reset
 from alcatraz.network.egress.sniff import Sniffed, Verdict, sniff
+from alcatraz.network.plan import BLOCKED4, BLOCKED6
 
 #: How long a client may stay silent before it counts as "the server speaks first".
 FIRST_BYTES_WAIT = 1.0
@@ -67,6 +68,15 @@ def original_destination(sock: Any) -> Address:
     return str(ipaddress.IPv4Address(address)), port
 
 
+def public_destination(address: str) -> bool:
+    """Whether `address` lies outside the ranges the sandbox never reaches (plan.BLOCKED4/6)."""
+    ip = ipaddress.ip_address(address)
+    blocked: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        BLOCKED4 if ip.version == 4 else BLOCKED6
+    )
+    return not any(ip in network for network in blocked)
+
+
 def bind_checker(listen: str, port: int, mark: int) -> socket.socket:
     """The listening socket: bound before the bridge has the address, marked for nft.
 
@@ -99,12 +109,21 @@ async def serve_checker(
     events: EventSink,
     *,
     original_destination: Callable[[Any], Address] = original_destination,
+    destination_allowed: Callable[[str], bool] = public_destination,
     max_connections: int = MAX_CONNECTIONS,
 ) -> asyncio.Server:
-    """Start the checker on `policy.listen`:`policy.checker_port`."""
+    """Start the checker on `policy.listen`:`policy.checker_port`.
+
+    `destination_allowed` vets the original destination before anything else: nft's
+    redirect to the checker skips the forward chain's LAN block, so an allowed name that
+    resolves to a private address must not become a way into the LAN (the daemon can pass
+    a predicate that also excludes the host's directly connected subnets).
+    """
     _allow_descriptors(max_connections * (DESCRIPTORS_PER_RELAY + 1) + 256)
     sock = bind_checker(policy.listen, policy.checker_port, policy.mark)
-    checker = Checker(tuple(rules), events, original_destination, max_connections)
+    checker = Checker(
+        tuple(rules), events, original_destination, destination_allowed, max_connections
+    )
     loop = asyncio.get_running_loop()
     try:
         return await loop.create_server(lambda: _Connection(checker), sock=sock)
@@ -129,11 +148,13 @@ class Checker:
         rules: tuple[EgressRule, ...],
         events: EventSink,
         original_destination: Callable[[Any], Address],
+        destination_allowed: Callable[[str], bool],
         max_connections: int,
     ) -> None:
         self.rules = rules
         self.events = events
         self.original_destination = original_destination
+        self.destination_allowed = destination_allowed
         self.max_connections = max_connections
         self.open = 0
 
@@ -189,7 +210,6 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.counted = False
         self.decided = False
-        self.client_eof = False
         self.relay: Relay | None = None
         self.connecting: asyncio.Task[None] | None = None
 
@@ -210,6 +230,9 @@ class _Connection(asyncio.Protocol):
         if _same_endpoint(self.destination, local):
             self._refuse(None, "connection to the checker itself")
             return
+        if not self.checker.destination_allowed(self.destination[0]):
+            self._refuse(None, "private or special destination (lan-access governs it)")
+            return
         self.timer = self.loop.call_later(FIRST_BYTES_WAIT, self._silent)
 
     def data_received(self, data: bytes) -> None:
@@ -224,7 +247,6 @@ class _Connection(asyncio.Protocol):
             self._decide(sniffed)
 
     def eof_received(self) -> bool:
-        self.client_eof = True
         if not self.decided:
             sniffed = sniff(bytes(self.buffer))
             self._decide(Sniffed(Verdict.NO_NAME) if not self.buffer else sniffed)

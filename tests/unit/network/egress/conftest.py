@@ -50,8 +50,12 @@ class RunningChecker:
 
 
 def start_checker(
-    rules: list[EgressRule], max_connections: int = 1024, listen: str = "127.0.0.1"
+    rules: list[EgressRule],
+    max_connections: int = 1024,
+    listen: str = "127.0.0.1",
+    vet: Callable[[str], bool] | None = lambda _address: True,
 ) -> tuple[RunningChecker, Callable[[], None]]:
+    """A checker; `vet` None keeps the real destination check (loopback refused)."""
     events: list[dict[str, object]] = []
     loop = asyncio.new_event_loop()
     destination: list[tuple[str, int]] = [("127.0.0.1", 9)]
@@ -70,6 +74,7 @@ def start_checker(
             events,
             original_destination=injected,
             max_connections=max_connections,
+            **({} if vet is None else {"destination_allowed": vet}),
         )
         holder["server"] = server
         started.set()

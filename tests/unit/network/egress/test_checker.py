@@ -15,7 +15,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from alcatraz.network.egress.checker import bind_checker, original_destination
+from alcatraz.network.egress.checker import (
+    bind_checker,
+    original_destination,
+    public_destination,
+)
 from tests.unit.network.egress.conftest import (
     RunningChecker,
     Upstream,
@@ -329,6 +333,37 @@ def test_a_connection_to_the_checker_itself_is_refused(checker: RunningChecker) 
     checker.destination[0] = ("127.0.0.1", checker.port)
     assert_reset_at_once(checker)
     assert checker.events[0]["why"] == "connection to the checker itself"
+
+
+def test_a_loopback_or_private_destination_is_refused(upstreams: Callable[..., Upstream]) -> None:
+    running, stop = start_checker([name_rule("allowed.test")], vet=None)
+    try:
+        upstream = upstreams(echo)
+        running.destination[0] = upstream.address
+        assert_reset_at_once(running)
+        assert running.events[0]["why"].startswith("private or special destination")
+        assert upstream.accepted == 0
+    finally:
+        stop()
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("203.0.113.7", True),
+        ("198.51.100.53", True),
+        ("2001:db8::7", True),
+        ("127.0.0.1", False),
+        ("10.213.7.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("fd00::1", False),
+    ],
+)
+def test_public_destination(address: str, public: bool) -> None:
+    assert public_destination(address) is public
 
 
 def test_no_original_destination_is_refused(checker: RunningChecker) -> None:
