@@ -20,6 +20,7 @@ from alcatraz.network.egress.checker import (
     original_destination,
     public_destination,
 )
+from alcatraz.network.egress.relay import DESCRIPTORS_PER_RELAY
 from tests.unit.network.egress.conftest import (
     RunningChecker,
     Upstream,
@@ -529,6 +530,7 @@ def test_the_descriptor_limit_is_raised_for_the_connection_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
         _running, stop = start_checker([], max_connections=100)
         stop()
-        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= min(hard, 100 * 7)
+        wanted = 100 * (DESCRIPTORS_PER_RELAY + 1)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= min(hard, wanted)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
