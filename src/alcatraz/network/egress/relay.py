@@ -20,8 +20,9 @@ import struct
 import threading
 from collections.abc import Callable
 
-#: The most one read takes, and so the most a direction keeps when its sink is full.
-CHUNK = 1 << 18
+#: The most one read takes, and so the most a direction keeps when its sink is full (less
+#: than the kernel already buffers for that socket). 1 MiB: bulk on loopback ~1.4x 256 KiB.
+CHUNK = 1 << 20
 #: Descriptors one relayed connection holds: its two sockets.
 DESCRIPTORS_PER_RELAY = 2
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends RST
