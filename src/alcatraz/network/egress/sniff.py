@@ -1,5 +1,8 @@
 """Which name a TCP client presents in its first bytes: TLS SNI or the HTTP/1 Host.
 
+With Encrypted ClientHello the name read is the outer one (the provider's public name); the
+inner name stays hidden, so an ECH connection passes only if that public name is allowed.
+
 Pure: the name checker feeds it everything the client has sent so far and acts on the
 answer. The client is the sandbox, so the bytes are hostile. Anything that starts like a
 ClientHello or an HTTP/1 request but does not parse strictly is MALFORMED (refused), never

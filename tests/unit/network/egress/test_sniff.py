@@ -149,6 +149,12 @@ def test_hostile_client_hellos_are_malformed(hello: bytes) -> None:
     assert sniff(hello).verdict is Verdict.MALFORMED
 
 
+def test_with_encrypted_client_hello_the_outer_name_is_the_name() -> None:
+    ech = b"\xfe\x0d" + vector(2, b"\x00" + bytes(200))  # outer ECH extension, opaque here
+    hello = hand_hello(sni_extension(b"public.example") + ech)
+    assert sniff(hello) == tls("public.example")
+
+
 def test_a_hostile_name_type_next_to_a_host_name_is_skipped() -> None:
     names = b"\x01" + vector(2, b"other") + b"\x00" + vector(2, b"a.example")
     hello = hand_hello(b"\x00\x00" + vector(2, vector(2, names)))
