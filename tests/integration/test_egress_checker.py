@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 LINK_HOST, LINK_CLIENT, UPSTREAM = "203.0.113.241", "203.0.113.242", "203.0.113.250"
+LINK6_HOST, LINK6_CLIENT, UPSTREAM6 = "2001:db8:e9c::1", "2001:db8:e9c::2", "2001:db8:e9c:1::250"
 CHECKER_PORT = 15443
 
 
@@ -56,16 +57,22 @@ def namespaces() -> Iterator[tuple[str, str]]:
 
 def _wire(host: str, client: str) -> None:
     run("ip", "link", "add", "egc0", "netns", host, "type", "veth", "peer", "egc1", "netns", client)
-    for namespace, device, address in ((host, "egc0", LINK_HOST), (client, "egc1", LINK_CLIENT)):
-        run(*in_namespace(namespace, "ip", "link", "set", "lo", "up"))
-        run(*in_namespace(namespace, "ip", "addr", "add", f"{address}/30", "dev", device))
-        run(*in_namespace(namespace, "ip", "link", "set", device, "up"))
+    ends = ((host, "egc0", LINK_HOST, LINK6_HOST), (client, "egc1", LINK_CLIENT, LINK6_CLIENT))
+    for namespace, device, address, address6 in ends:
+        ip = in_namespace(namespace, "ip")
+        run(*ip, "link", "set", "lo", "up")
+        run(*ip, "addr", "add", f"{address}/30", "dev", device)
+        run(*ip, "-6", "addr", "add", f"{address6}/126", "dev", device, "nodad")
+        run(*ip, "link", "set", device, "up")
     run(*in_namespace(host, "ip", "addr", "add", f"{UPSTREAM}/32", "dev", "lo"))
+    run(*in_namespace(host, "ip", "-6", "addr", "add", f"{UPSTREAM6}/128", "dev", "lo"))
     run(*in_namespace(client, "ip", "route", "add", f"{UPSTREAM}/32", "via", LINK_HOST))
+    run(*in_namespace(client, "ip", "-6", "route", "add", f"{UPSTREAM6}/128", "via", LINK6_HOST))
     rules = f"""table inet egctest {{
         chain prerouting {{
             type nat hook prerouting priority dstnat;
             iifname "egc0" ip daddr {UPSTREAM} tcp dport 443 redirect to :{CHECKER_PORT}
+            iifname "egc0" ip6 daddr {UPSTREAM6} tcp dport 443 redirect to :{CHECKER_PORT}
         }}
     }}"""
     run(*in_namespace(host, "nft", "-f", "-"), stdin=rules)
@@ -76,7 +83,7 @@ def checker(namespaces: tuple[str, str]) -> Iterator[subprocess.Popen[str]]:
     host, _ = namespaces
     serve = in_namespace(
         host, sys.executable, "-m", "tests.integration.egress_checker_ns", "serve",
-        LINK_HOST, str(CHECKER_PORT), UPSTREAM,
+        LINK_HOST, str(CHECKER_PORT), UPSTREAM, LINK6_HOST, UPSTREAM6,
     )  # fmt: skip
     process = subprocess.Popen(serve, cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -119,3 +126,14 @@ def test_names_are_checked_behind_a_real_redirect(
     )
     assert refused[1]["why"] == "connection to the checker itself"
     assert time.monotonic() - started < 20
+
+
+def test_names_are_checked_behind_a_real_ipv6_redirect(
+    namespaces: tuple[str, str], checker: subprocess.Popen[str]
+) -> None:
+    _, client = namespaces
+    hello = client_hello("allowed.test")
+    assert connect(client, UPSTREAM6, 443, hello) == f"echo {hello.hex()}"
+    assert connect(client, UPSTREAM6, 443, client_hello("evil.test")) == "reset"
+    (refused,) = events(checker, 1)
+    assert (refused["name"], refused["address"], refused["port"]) == ("evil.test", UPSTREAM6, 443)
