@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 #: Linux's IP_FREEBIND (15): bind the gateway's address even while the engine has not yet
 #: (re)created the bridge that carries it (after a reboot or an engine restart).
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+IPV6_FREEBIND = 78  # its IPv6 counterpart (Linux 4.15+); not in the socket module
 SO_MARK = getattr(socket, "SO_MARK", 36)
 DNS_PORT = 53
 UPSTREAM_TIMEOUT = 2.0  # seconds per upstream try
@@ -251,13 +252,17 @@ def bind_sockets(
     """UDP and TCP sockets on `listen`:`port`, bound even before the address exists; with
     `mark`, marked so that the rules accept only this daemon's sockets on the gateway."""
     family = socket.AF_INET6 if ":" in listen else socket.AF_INET
-    level = socket.IPPROTO_IPV6 if family == socket.AF_INET6 else socket.IPPROTO_IP
+    level, freebind = (
+        (socket.IPPROTO_IPV6, IPV6_FREEBIND)
+        if family == socket.AF_INET6
+        else (socket.IPPROTO_IP, IP_FREEBIND)
+    )
     sockets: list[socket.socket] = []
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         sock = socket.socket(family, kind)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(level, IP_FREEBIND, 1)
+            sock.setsockopt(level, freebind, 1)
             if mark:
                 sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
             sock.bind((listen, port))

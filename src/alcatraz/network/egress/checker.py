@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from alcatraz.config.netgrammar.egress import EgressRule
-from alcatraz.network.egress._match import connection_allowed
+from alcatraz.network.egress.policy import connection_allowed
 from alcatraz.network.egress.relay import DESCRIPTORS_PER_RELAY, Relay, reset
 from alcatraz.network.egress.sniff import Sniffed, Verdict, sniff
 from alcatraz.network.plan import BLOCKED4, BLOCKED6

@@ -1,8 +1,8 @@
 """The guard side of the project's resolver, switched on by `dnsproxy --policy PATH`.
 
 `dnsproxy` stays the relay; this module is what the policy adds to it: the DNS filter
-(`Daemon.answer` wraps each forward), the socket mark, the live gate and, when the name
-checker is installed, the checker. It never imports `dnsproxy` (that one calls in here).
+(`Daemon.answer` wraps each forward), the socket mark, the live gate, the host-LAN sets and
+the name checker. It never imports `dnsproxy` (that one calls in here).
 
 Order matters for the sandbox: an allowed name's addresses are in the nft sets BEFORE its
 answer leaves, so the first connection after the lookup already passes.
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import ipaddress
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from alcatraz.config.netgrammar.egress import EgressRule
 from alcatraz.network.egress import hostlan
+from alcatraz.network.egress.checker import public_destination, serve_checker
 from alcatraz.network.egress.dnsfilter import (
     answer_addresses,
     formerr,
@@ -31,7 +32,6 @@ from alcatraz.network.egress.policy import TABLE, DaemonPolicy, PolicyError, rul
 from alcatraz.network.egress.sets import PlainRunner, Runner, SetWriter, keep_live
 from alcatraz.printable import printable_lines
 
-CHECKER_MODULE = "alcatraz.network.egress.checker"
 #: Seconds between looks at the host's routes (a /proc read, about a millisecond).
 HOST_LAN_INTERVAL = 2.0
 MAX_POLICY = 1 << 20
@@ -52,6 +52,7 @@ class Daemon:
     writer: SetWriter
     events: EventLog
     log: Callable[[str], None] = log_to_stderr
+    host_lan: hostlan.HostLan | None = None  # as last read (`_keep_host_lan`)
 
     @property
     def mark(self) -> int:
@@ -116,6 +117,7 @@ class Daemon:
         failing = False
         while True:
             now = await asyncio.to_thread(hostlan.current)
+            self.host_lan = now
             if hostlan.changed(known, now):
                 script = hostlan.lan_script(f"inet {TABLE}", self.policy.key, now)
                 problem = await asyncio.to_thread(self.writer.apply, script)
@@ -127,17 +129,21 @@ class Daemon:
             await asyncio.sleep(HOST_LAN_INTERVAL)
 
     async def _serve_checker(self, rules: tuple[EgressRule, ...]) -> None:
-        # INTEGRATION POINT (issue 15, helper "egcheck"): the name checker lives in
-        # network/egress/checker.py, written in parallel; it is looked up by name so this
-        # branch works with or without it. Replace by a static import once it is merged.
-        try:
-            checker = importlib.import_module(CHECKER_MODULE)
-        except ModuleNotFoundError:
-            self.log("the name checker is not installed: TCP to allowed names will not pass")
-            return
-        server = await checker.serve_checker(self.policy, rules, self.events)
+        server = await serve_checker(
+            self.policy, rules, self.events, destination_allowed=self.destination_allowed
+        )
         async with server:
             await server.serve_forever()
+
+    def destination_allowed(self, address: str) -> bool:
+        """Where the checker may connect for the sandbox: never the private ranges, never
+        the host's own LANs (the rules do not redirect there; this is the second check)."""
+        if not public_destination(address):
+            return False
+        ip = ipaddress.ip_address(address)
+        lan = self.host_lan
+        nets = () if lan is None else (lan.nets4 if ip.version == 4 else lan.nets6)
+        return not any(ip in net for net in nets)
 
 
 def load(path: str, runner: Runner | None = None) -> Daemon:

@@ -8,7 +8,7 @@ addresses are in the nft sets (TTL clamped) BEFORE the reply leaves.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import ipaddress
 import json
 import os
 import signal
@@ -27,6 +27,7 @@ import pytest
 
 from alcatraz.network import dnsproxy
 from alcatraz.network.egress import daemon as guard
+from alcatraz.network.egress import hostlan
 from alcatraz.network.egress.events import read_events
 from alcatraz.proc import Result
 from tests.fakes import FakeRunner
@@ -276,14 +277,13 @@ def test_a_failing_extra_is_logged_and_ends_the_extras(
     assert len(logged) == 1 and "the guard daemon stops" in logged[0] and "boom" in logged[0]
 
 
-def test_without_the_checker_module_the_daemon_says_so(tmp_path: Path) -> None:
+def test_the_checker_never_connects_to_the_hosts_lans(tmp_path: Path) -> None:
     daemon = guard.load(str(write_policy(tmp_path, 9)), runner=FakeRunner())
-    logged: list[str] = []
-    daemon.log = logged.append
-    if importlib.util.find_spec(guard.CHECKER_MODULE) is not None:
-        pytest.skip("the name checker is installed")
-    asyncio.run(daemon._serve_checker(()))
-    assert logged == ["the name checker is not installed: TCP to allowed names will not pass"]
+    assert daemon.destination_allowed("203.0.113.7")
+    assert not daemon.destination_allowed("10.0.0.1")
+    daemon.host_lan = hostlan.HostLan((ipaddress.IPv4Network("203.0.113.0/28"),), ())
+    assert not daemon.destination_allowed("203.0.113.7")
+    assert daemon.destination_allowed("203.0.113.77")
 
 
 def test_the_relay_without_a_policy_never_loads_dnspython() -> None:

@@ -1,11 +1,11 @@
-"""The checker's stand-in matcher (until `policy.connection_allowed` lands)."""
+"""What the name checker asks of the policy: may this name be reached on this port."""
 
 from __future__ import annotations
 
 import ipaddress
 
 from alcatraz.config.netgrammar.egress import EgressRule
-from alcatraz.network.egress._match import connection_allowed
+from alcatraz.network.egress.policy import connection_allowed
 from tests.unit.network.egress.conftest import name_rule
 
 
@@ -26,7 +26,7 @@ def test_a_wildcard_matches_subdomains_not_the_apex() -> None:
 def test_ports_and_protocols_as_written() -> None:
     rules = [
         EgressRule("git.example", False, None, ("tcp",), (22, 23)),
-        EgressRule("ntp.example", False, None, ("udp",), None),
+        EgressRule("ntp.example", False, None, ("udp",), (1, 65535)),
     ]
     assert connection_allowed(rules, "git.example", "tcp", 23)
     assert not connection_allowed(rules, "git.example", "tcp", 24)
