@@ -182,7 +182,7 @@ def _proc_routes4(text: str, byteorder: Literal["little", "big"]) -> Iterator[Ro
         if len(fields) < 8:
             continue
         dev, dst, gateway, flags, mask = fields[0], fields[1], fields[2], fields[3], fields[7]
-        if int(flags, 16) & RTF_REJECT:
+        if int(flags, 16) & RTF_REJECT or dev == "*":  # "*": blackhole, unreachable, prohibit
             continue
         network = ipaddress.IPv4Network(f"{address(dst)}/{address(mask)}", strict=False)
         via = address(gateway) if int(flags, 16) & RTF_GATEWAY else None
