@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,11 @@ def main() -> int:
         return 2
     alca = console_script()
     args.out.mkdir(parents=True, exist_ok=True)
+
+    def on_term(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # unwinds through the cleanups: sandboxes down, lab removed
+
+    signal.signal(signal.SIGTERM, on_term)
     results: dict[str, dict[str, object]] = {}
     with contextlib.ExitStack() as cleanup:
         workdir = Path(tempfile.mkdtemp(prefix="alcabench-egress-")).resolve()
