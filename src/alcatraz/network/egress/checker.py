@@ -195,9 +195,10 @@ def _same_address(name: str, address: str) -> bool:
 class _Connection(asyncio.Protocol):
     """One client: sniff its first bytes, then refuse it or hand it to a Relay.
 
-    If the client stays silent (a server-first protocol), upstream is connected early and
-    its bytes flow to the client while the client's own first bytes are still checked, so
-    waiting out the silence does not skip the check.
+    Upstream is connected as soon as the client is accepted (the handshakes overlap), but
+    nothing flows until the check passes; if the client stays silent (a server-first
+    protocol), upstream's bytes flow to the client while the client's own first bytes are
+    still checked, so waiting out the silence does not skip the check.
     """
 
     transport: asyncio.Transport  # set by connection_made, before any other call
@@ -212,6 +213,7 @@ class _Connection(asyncio.Protocol):
         self.decided = False
         self.relay: Relay | None = None
         self.connecting: asyncio.Task[None] | None = None
+        self.silent = False  # no byte from the client yet after FIRST_BYTES_WAIT
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -234,6 +236,10 @@ class _Connection(asyncio.Protocol):
             self._refuse(None, "private or special destination (lan-access governs it)")
             return
         self.timer = self.loop.call_later(FIRST_BYTES_WAIT, self._silent)
+        # Upstream is connected at once, its handshake overlapping the wait for the client's
+        # first bytes (the address is allowed); nothing flows either way before the check
+        # passes, or before the client's silence makes it a server-first protocol.
+        self._connect()
 
     def data_received(self, data: bytes) -> None:
         if self.decided:
@@ -264,7 +270,9 @@ class _Connection(asyncio.Protocol):
 
     def _silent(self) -> None:
         self.timer = None
-        self._connect()
+        self.silent = True
+        if self.relay is not None:
+            self.relay.start_upstream_to_client()
 
     def _deadline(self) -> None:
         self.timer = None
@@ -310,14 +318,17 @@ class _Connection(asyncio.Protocol):
             upstream.close()
             return
         self.relay = Relay(client, upstream, self._release, self.loop)
-        self.relay.start_upstream_to_client()
         if self.decided:
             self._hand_over()
+        elif self.silent:
+            self.relay.start_upstream_to_client()
 
     def _hand_over(self) -> None:
         """The client is allowed: its buffered bytes go first, then the relay takes over."""
         if self.relay is None:
             return
+        if not self.silent:  # else it already flows
+            self.relay.start_upstream_to_client()
         self.relay.start_client_to_upstream(bytes(self.buffer))
         self.buffer.clear()
         self.transport.abort()  # closes asyncio's descriptor; the relay holds a duplicate

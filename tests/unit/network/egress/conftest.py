@@ -103,9 +103,19 @@ def start_checker(
 
 @pytest.fixture
 def checker() -> Iterator[RunningChecker]:
+    """A checker whose connections go, unless a test says otherwise, to an upstream that
+    accepts and stays silent (upstream is dialled as soon as a client is accepted)."""
     running, stop = start_checker([name_rule("allowed.test"), name_rule("*.wild.test", (1, 65535))])
+    default = Upstream(_swallow)
+    running.destination[0] = default.address
     yield running
     stop()
+    default.close()
+
+
+def _swallow(connection: socket.socket) -> None:
+    while connection.recv(65536):
+        pass
 
 
 class Upstream:

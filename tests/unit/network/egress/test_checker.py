@@ -83,6 +83,17 @@ def echo(connection: socket.socket) -> None:
         connection.sendall(data)
 
 
+class Recording:
+    """An upstream that keeps every byte it receives (a refused client must send none)."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+
+    def __call__(self, connection: socket.socket) -> None:
+        while data := connection.recv(65536):
+            self.received += data
+
+
 def pattern(size: int, seed: int) -> Iterator[bytes]:
     block = random.Random(seed).randbytes(1 << 20)
     for index in range(size // len(block)):
@@ -265,12 +276,14 @@ def test_over_ipv6_a_name_passes_or_is_refused() -> None:
 def test_a_name_not_allowed_is_reset_and_recorded(
     checker: RunningChecker, upstreams: Callable[..., Upstream]
 ) -> None:
-    upstream = upstreams(echo)
+    recording = Recording()
+    upstream = upstreams(recording)
     checker.destination[0] = upstream.address
     with checker.connect() as client:
         client.sendall(client_hello("other.test"))
         assert_reset(client)
-    assert upstream.accepted == 0
+    # Upstream may have seen the early handshake, never a byte of the refused hello.
+    assert upstream.accepted <= 1 and recording.received == b""
     (event,) = checker.events
     assert event["kind"] == "check-refused"
     assert event["name"] == "other.test"
@@ -291,12 +304,13 @@ def test_the_wildcard_does_not_allow_its_apex(
 def test_an_http_host_not_allowed_is_reset(
     checker: RunningChecker, upstreams: Callable[..., Upstream]
 ) -> None:
-    upstream = upstreams(echo)
+    recording = Recording()
+    upstream = upstreams(recording)
     checker.destination[0] = upstream.address
     with checker.connect() as client:
         client.sendall(b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n")
         assert_reset(client)
-    assert upstream.accepted == 0
+    assert upstream.accepted <= 1 and recording.received == b""
     assert checker.events[0]["name"] == "evil.test"
 
 
@@ -313,8 +327,11 @@ def test_waiting_out_the_silence_does_not_skip_the_check(
     wait_for(lambda: upstream.resets == 1)  # connected early for a banner; reset too
 
 
-def test_a_client_hello_that_stalls_is_refused(checker: RunningChecker) -> None:
+def test_a_client_hello_that_stalls_is_refused(
+    checker: RunningChecker, upstreams: Callable[..., Upstream]
+) -> None:
     hello = client_hello("allowed.test")
+    checker.destination[0] = upstreams(Recording()).address
     with checker.connect() as client:
         client.sendall(hello[:100])
         started = time.monotonic()
@@ -378,8 +395,12 @@ def test_an_unreachable_destination_is_reset(checker: RunningChecker) -> None:
         address = closed.getsockname()[:2]
     checker.destination[0] = address
     with checker.connect() as client:
-        client.sendall(b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
-        assert_reset(client)
+        try:  # upstream is dialled at once: the reset may come before the request is sent
+            client.sendall(b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        else:
+            assert_reset(client)
     assert checker.events == []
 
 
