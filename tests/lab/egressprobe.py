@@ -14,6 +14,9 @@ Prints one JSON list, `{"cmd": [...], "ok": bool, "detail": str}` per command:
 * `http HOST PORT NAME`: GET with `Host: NAME`; ok when the lab answered for NAME.
 * `tls HOST NAME`: HTTPS to HOST:443 with SNI and Host NAME; ok when the lab answered for
   NAME (no certificate check: the name checker, not the client, is under test).
+* `fetch URL`: GET (no certificate check); ok on status 200, detail the body's first line.
+* `alab HOST PORT`: a token line to a Tier B lab echo server (tests/lab/servers.py); ok
+  when its `ALAB-ECHO` answer carries the token.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import socket
 import ssl
 import struct
 import sys
+import urllib.request
 from typing import Any
 
 TIMEOUT = 2.5
@@ -151,6 +155,23 @@ def tls(host: str, name: str) -> tuple[bool, str]:
     return ok and f"sni={name} " in detail, detail
 
 
+def fetch(url: str) -> tuple[bool, str]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(url, timeout=TIMEOUT, context=context) as response:  # noqa: S310 (the tests pass https URLs)
+        body = response.read().decode("utf-8", "replace")
+        return response.status == 200, (body.splitlines() or [""])[0]
+
+
+def alab(host: str, port: int) -> tuple[bool, str]:
+    token = f"alab-{secrets.token_hex(4)}-001"
+    with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+        sock.sendall(token.encode() + b"\n")
+        answer = sock.recv(256).decode("ascii", "replace").strip()
+    return answer.startswith("ALAB-ECHO") and token in answer, answer
+
+
 COMMANDS: dict[str, Any] = {
     "resolve": lambda name: resolve(name),
     "dns": lambda server, name, proto: dns(server, name, proto),
@@ -158,6 +179,8 @@ COMMANDS: dict[str, Any] = {
     "udp": lambda host, port: udp(host, int(port)),
     "http": lambda host, port, name: http(host, int(port), name),
     "tls": lambda host, name: tls(host, name),
+    "fetch": lambda url: fetch(url),
+    "alab": lambda host, port: alab(host, int(port)),
 }
 
 

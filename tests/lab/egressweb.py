@@ -1,12 +1,16 @@
 """The egress lab's hosts: a shared "CDN" address and plain TCP/UDP services (stdlib only).
 
-    python3 egressweb.py --tls ADDR --cert CERT --key KEY --echo-port P [--echo-port P ...]
+    python3 egressweb.py --tls ADDR --cert CERT --key KEY --echo-port P [--echo-port P ...] \
+        --udp-on ADDR [--udp-on ADDR ...]
 
 * HTTPS on ADDR:443 (the certificate names every site behind the shared address) and HTTP
   on port 80 of every address of the namespace. Both answer any GET with one line,
   `host=<Host header> sni=<TLS server name or -> addr=<local address>`, so a test can tell
   which site a request reached and that a name checker let it through unchanged.
-* TCP and UDP echo on every `--echo-port`, every address of the namespace.
+* TCP echo on every `--echo-port`, every address of the namespace; UDP echo on the same
+  ports of each `--udp-on` address, one socket per address, so a reply leaves from the
+  address the datagram was sent to (a reply from another address of the namespace would
+  not match the sandbox's masqueraded flow and never arrive).
 
 Prints `READY <pid>` once every socket is bound; SIGTERM ends it. No name lookups.
 """
@@ -106,6 +110,7 @@ def main() -> int:
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--echo-port", type=int, action="append", default=[])
+    parser.add_argument("--udp-on", action="append", default=[])
     args = parser.parse_args()
     any_address = "0.0.0.0"  # noqa: S104 (inside the lab's namespace only)
     servers: list[socketserver.BaseServer] = [
@@ -113,8 +118,8 @@ def main() -> int:
         Web((any_address, 80), None),
     ]
     for port in args.echo_port:
-        servers += [ThreadingTcp((any_address, port), TcpEcho),
-                    ThreadingUdp((any_address, port), UdpEcho)]  # fmt: skip
+        servers.append(ThreadingTcp((any_address, port), TcpEcho))
+        servers += [ThreadingUdp((address, port), UdpEcho) for address in args.udp_on]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

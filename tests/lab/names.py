@@ -216,6 +216,7 @@ class NamesLab:
                  "--listen", PUBLIC_DNS4, "--log", str(self.dns_log), *records]
             )  # fmt: skip
             ports = [a for port in ECHO_PORTS for a in ("--echo-port", str(port))]
+            ports += [a for host in EGRESS_HOSTS for a in ("--udp-on", host)]
             self._start(
                 ["ip", "netns", "exec", NS, sys.executable, str(HERE / "egressweb.py"),
                  "--tls", CDN4, "--cert", str(cdn_cert), "--key", str(cdn_key), *ports]
