@@ -433,6 +433,12 @@ def test_a_killed_daemon_lets_nothing_pass_run_refuses_and_up_repairs(guarded: P
     table.add("killed: alca run ran nothing", "PASS", "RAN" not in run.stdout)
     said = any(w in run.output.lower() for w in ("resolver", "egress", "daemon", "not running"))
     table.add("killed: alca run says why", "PASS", said, run.output)
+    names = guarded.status_json().get("names") or {}
+    table.add("killed: alca status says stopped", "PASS", names.get("state") == "stopped",
+              str(names))  # fmt: skip
+    doctor = guarded.alca("doctor")
+    table.add("killed: alca doctor says not running", "PASS", "not running" in doctor.stdout,
+              doctor.stdout)  # fmt: skip
     up = guarded.alca("up")
     table.add("alca up repairs (exit 0)", "PASS", up.returncode == 0, up.output)
     with_new = wait_for(lambda: live(guarded), 10)
