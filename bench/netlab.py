@@ -3,8 +3,11 @@
 Safety first, because this runs on a developer's machine:
 
 - the lab host lives in namespace `alcabench-lab`, reached through the veth pair
-  `abench-h`/`abench-n` with TEST-NET-3 addresses (203.0.113.232/30, RFC 5737). Before
-  anything is created the prefix is checked against every route and address of the host;
+  `abench-h`/`abench-n` (10.97.232.0/30, private: the veth's subnet is directly connected
+  to the host, which sandboxes may not reach), its service address 203.0.113.234 (TEST-NET-3,
+  RFC 5737) on the namespace's loopback, routed as a /32 through the veth so that it is the
+  "internet" to a sandbox. Before anything is created both prefixes are checked against
+  every route and address of the host;
   a blackhole route with a high metric keeps lab traffic on this machine even if the veth
   disappears mid-run, and every packet path is verified with `ip route get` first;
 - the dummy projects are loaded into the live `inet alcatraz` table with alcatraz's own
@@ -35,8 +38,9 @@ from alcatraz.network.plan import Policy, ProjectNetwork
 
 NAMESPACE = "alcabench-lab"
 VETH_HOST, VETH_NS = "abench-h", "abench-n"
-PREFIX = ipaddress.IPv4Network("203.0.113.232/30")
-HOST_ADDR, LAB_ADDR = "203.0.113.233", "203.0.113.234"
+PREFIX = ipaddress.IPv4Network("203.0.113.232/30")  # kept to the blackhole safety route
+LINK = ipaddress.IPv4Network("10.97.232.0/30")
+HOST_ADDR, PEER_ADDR, LAB_ADDR = "10.97.232.1", "10.97.232.2", "203.0.113.234"
 BLACKHOLE_METRIC = 4000
 PORT = 18700  # echo; +1 bulk; +2 control
 SERVER = Path(__file__).with_name("labserver.py")
@@ -79,14 +83,18 @@ class Lab:
     """Namespace, veth pair, routes and the server process; `close()` undoes all of it."""
 
     python: str = sys.executable
+    #: The lab host also answers DNS (bench/egress.py: names for `network.egress`).
+    dns: bool = False
     server: subprocess.Popen[str] | None = None
     created: list[str] = field(default_factory=list)
 
     def open(self) -> None:
         self.sweep()
-        clash = [str(p) for p in _host_prefixes() if p.overlaps(PREFIX)]
+        clash = [str(p) for p in _host_prefixes() if p.overlaps(PREFIX) or p.overlaps(LINK)]
         if clash:
-            raise LabError(f"{PREFIX} overlaps this host's routes/addresses {clash}: not used")
+            raise LabError(
+                f"{PREFIX} or {LINK} overlaps this host's routes/addresses {clash}: not used"
+            )
         sh(["ip", "netns", "add", NAMESPACE])
         self.created.append("netns")
         sh(["ip", "link", "add", VETH_HOST, "type", "veth", "peer", "name", VETH_NS])
@@ -94,19 +102,21 @@ class Lab:
         sh(["ip", "route", "add", "blackhole", str(PREFIX), "metric", str(BLACKHOLE_METRIC)])
         self.created.append("blackhole")
         sh(["ip", "link", "set", VETH_NS, "netns", NAMESPACE])
-        sh(["ip", "addr", "add", f"{HOST_ADDR}/{PREFIX.prefixlen}", "dev", VETH_HOST])
+        sh(["ip", "addr", "add", f"{HOST_ADDR}/{LINK.prefixlen}", "dev", VETH_HOST])
         sh(["ip", "link", "set", VETH_HOST, "up"])
         ns = ["ip", "-n", NAMESPACE]
-        sh([*ns, "addr", "add", f"{LAB_ADDR}/{PREFIX.prefixlen}", "dev", VETH_NS])
+        sh([*ns, "addr", "add", f"{PEER_ADDR}/{LINK.prefixlen}", "dev", VETH_NS])
+        sh([*ns, "addr", "add", f"{LAB_ADDR}/32", "dev", "lo"])
         sh([*ns, "link", "set", VETH_NS, "up"])
         sh([*ns, "link", "set", "lo", "up"])
+        sh(["ip", "route", "add", f"{LAB_ADDR}/32", "via", PEER_ADDR, "dev", VETH_HOST])
         # Un-NATed sources (none expected: both engines masquerade) still find their way back.
         sh([*ns, "route", "add", "10.0.0.0/8", "via", HOST_ADDR])
         self.check_path()
         self.server = subprocess.Popen(
             [
                 "ip", "netns", "exec", NAMESPACE, self.python, str(SERVER),
-                "--bind", LAB_ADDR, "--port", str(PORT),
+                "--bind", LAB_ADDR, "--port", str(PORT), *(["--dns"] if self.dns else []),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

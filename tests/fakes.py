@@ -46,6 +46,7 @@ class FakeRunner:
         self.script: list[tuple[tuple[str, ...], Answer]] = []
         self.calls: list[tuple[str, ...]] = []  # each `run`, in order
         self.envs: list[Mapping[str, str] | None] = []  # the env of each `run`
+        self.inputs: list[str | None] = []  # the stdin text of each `run`
         self.streamed: list[tuple[str, ...]] = []  # each `stream`, in order
 
     def on(self, *prefix: str, rc: int = 0, out: str = "", err: str = "") -> FakeRunner:
@@ -86,6 +87,7 @@ class FakeRunner:
         args = tuple(argv)
         self.calls.append(args)
         self.envs.append(env)
+        self.inputs.append(input)
         result = self.answer(args)
         if check and not result.ok:
             raise CommandFailed(result)

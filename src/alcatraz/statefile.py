@@ -1,8 +1,7 @@
 """The types of a project's `state.json`, each with one validating reader and a writer.
 
-`ProjectState` is the file; `RunSpec` is the contract between `alca up` and every `alca run`;
-`IsolationRecord` says which network and rules guard the sandbox (with `inside`, the init
-its second layer was loaded into, and `resolver`, the project's resolver).
+`ProjectState` is the file; `RunSpec` the contract between `alca up` and every `alca run`;
+`IsolationRecord` which network, rules, second layer and daemon guard the sandbox.
 
 `from_json` is the only way in: a value of the wrong type raises `StateFileError`, which
 names the file and the key, instead of letting a `KeyError` or a wrong truth test surface
@@ -145,6 +144,7 @@ class ResolverEntry(NamedTuple):
     pidfile: str
     log: str
     resolv_conf: str = ""
+    policy: str = ""  # the daemon's policy file (egress, host-LAN sets, mark)
 
     @classmethod
     def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> "ResolverEntry":
@@ -152,12 +152,11 @@ class ResolverEntry(NamedTuple):
         for key in ("listen", "pidfile", "log"):
             if not isinstance(read.data.get(key), str):
                 raise read.fail(key, "a string")
-        return cls(
-            read.text("listen"), read.text("pidfile"), read.text("log"), read.text("resolv_conf")
-        )
+        return cls(*(read.text(key) for key in cls._fields))
 
     def to_json(self) -> dict[str, str]:
-        return self._asdict()
+        # Without a policy file, files from before egress read and write back identically.
+        return {key: value for key, value in self._asdict().items() if value or key != "policy"}
 
 
 class IsolationRecord(NamedTuple):
@@ -177,11 +176,12 @@ class IsolationRecord(NamedTuple):
     allow_all: bool = False
     nft: tuple[str, ...] | None = None  # the nft command line, or None without a firewall
     resolver: ResolverEntry | None = None
-    #: [pid, start time] of the init the in-namespace layer was loaded into (None: no layer);
-    #: the start time is None when the process was already gone.
+    #: [pid, start time (None: already gone)] of the init the second layer was loaded into.
     inside: tuple[int, int | None] | None = None
     #: A transparent proxy is loaded: `alca run` checks the rules even with allow-all.
     proxied: bool = False
+    #: `network.egress` is enforced: `alca run` refuses while the project's daemon is down.
+    egress: bool = False
 
     @classmethod
     def from_json(
@@ -206,6 +206,7 @@ class IsolationRecord(NamedTuple):
             ),
             inside=_inside(read),
             proxied=read.flag("proxied"),
+            egress=read.flag("egress"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -223,8 +224,7 @@ class IsolationRecord(NamedTuple):
         }
         if self.inside is not None:
             data["inside"] = list(self.inside)
-        if self.proxied:
-            data["proxied"] = True
+        data.update({flag: True for flag in ("proxied", "egress") if getattr(self, flag)})
         return data
 
 

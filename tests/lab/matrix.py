@@ -38,7 +38,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from tests.lab import probe as probes
-from tests.lab.topology import HOST_LISTEN, Lab, active_lab, wait_not_tentative
+from tests.lab.topology import HOST_LISTEN, WAN4, WAN6, Lab, active_lab, wait_not_tentative
 
 
 class Expect(StrEnum):
@@ -190,6 +190,7 @@ def tier_b_cells(*, dns_gateway: bool = False) -> list[Cell]:
         _cell("NET-H5", host, "tcp", 19002),
         _cell("NET-H6", "198.51.100.1", "tcp", 19000),
         _cell("NET-H6", "198.51.100.1", "tcp", 19005),
+        *_directly_connected_lan_cells(),
         _cell("NET-B1", "255.255.255.255", "udp", 19004, note="busybox cannot send: EACCES"),
         _cell("NET-B1", "255.255.255.255", "icmp"),
         _cell("NET-W1", wan, "tcp", 80, default=a),
@@ -205,6 +206,27 @@ def tier_b_cells(*, dns_gateway: bool = False) -> list[Cell]:
     if dns_gateway:
         cells.append(_cell("DNS-5", GATEWAY, "dns", 53, default=a, qname=probes.HOSTNAME))
     return cells
+
+
+#: the lab's directly connected LAN on non-private space (`alab-wan0`, 198.51.100.0/24 and
+#: 2001:db8:ff::/64): the host reaches its neighbours there without a gateway, so it is LAN
+#: whatever its range (issue 15), while the "internet" routed behind it stays reachable
+LAN5_NOTE = "NET-L5 directly connected non-private LAN"
+
+
+def _directly_connected_lan_cells() -> list[Cell]:
+    """NET-L5: the WAN router's own addresses (`WAN4`/`WAN6`, services on every address of
+    `alab-wan`, see WAN_LISTEN), BLOCK unless lan-access allows "*" (the OPEN config)."""
+    return [
+        _cell("NET-L5", dest, proto, port, note=LAN5_NOTE)
+        for dest, proto, port in (
+            (WAN4, "tcp", 18080),
+            (WAN4, "udp", 17000),
+            (WAN4, "icmp", None),
+            (WAN6, "tcp", 18080),
+            (WAN6, "udp", 17000),
+        )
+    ]
 
 
 # --- the sandbox side -------------------------------------------------------------------

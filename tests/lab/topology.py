@@ -628,13 +628,15 @@ def wait_not_tentative(addresses: Iterable[str], timeout: float = 8.0) -> float:
 def stand_in_firewall(subnet4: str, subnet6: str) -> str:
     """nft rules for `inet alab-fw` that do what alca's default policy should, but only for
     traffic FROM one control network: drop it towards the lab's LAN/metadata/CGNAT
-    addresses (forward) and towards the host's lab ports and broadcast (input). Every rule
-    matches the control subnet as source, so nothing else on the machine is affected.
+    addresses and the directly connected non-private LAN (forward; the "internet" routed
+    behind that LAN stays open) and towards the host's lab ports and broadcast (input).
+    Every rule matches the control subnet as source, so nothing else on the machine is
+    affected.
     """
     s4, s6 = ipaddress.ip_network(subnet4), ipaddress.ip_network(subnet6)
     lan4 = "192.168.250.0/24, 10.77.0.0/16, 172.31.250.2, 100.64.0.0/10, 169.254.0.0/16, "
-    lan4 += "198.18.0.2, 192.0.0.170"
-    lan6 = "fd00:250::/64, fc00::2, fd7a:115c:a1e0::53"
+    lan4 += f"198.18.0.2, 192.0.0.170, {WAN_NET4}"
+    lan6 = f"fd00:250::/64, fc00::2, fd7a:115c:a1e0::53, {WAN_NET6}"
     ports = f"{HOST_PORTS.start}-{HOST_PORTS.stop - 1}"
     return f"""table inet {NFT_TABLE} {{
   chain lab_forward {{

@@ -107,6 +107,14 @@ def proxy(value: str) -> str:
     return cfg("[network]", f"proxy = {s(value)}")
 
 
+def egress(*entries: str) -> str:
+    return cfg("[network]", f"egress = [{', '.join(s(e) for e in entries)}]")
+
+
+def dns(*servers: str) -> str:
+    return cfg("[network]", f"dns = [{', '.join(s(e) for e in servers)}]")
+
+
 def memory(value: str) -> str:
     return cfg("[resources]", f"memory = {s(value)}")
 
@@ -952,6 +960,155 @@ PROXY = [
     proxy_case("trailing-path", "1.2.3.4:1080/x", 'invalid character "/"'),
 ]
 
+# === egress and dns (issue 15) ====================================================================
+# Each case names the entry (quoted, escaped) besides the file and the key path.
+
+
+def egress_case(name: str, entry: str, *fragments: str, index: int = 0) -> Case:
+    entries = ["example.com"] * index + [entry]
+    return case(name, egress(*entries), *fragments, key=f"network.egress[{index}]")
+
+
+def dns_case(name: str, server: str, *fragments: str) -> Case:
+    return case(name, dns(server), *fragments, key="network.dns[0]")
+
+
+EGRESS = [
+    egress_case("empty", "", 'empty egress entry ""'),
+    egress_case("blank", "  ", "is blank"),
+    egress_case("upper-case", "Example.COM", '"Example.COM"', "lower case", '"example.com"'),
+    egress_case("upper-case-wildcard", "*.EXAMPLE.com", "lower case", '"*.example.com"'),
+    egress_case("unicode", "münchen.de", '"münchen.de"', "not ASCII", '"xn--mnchen-3ya.de"'),
+    egress_case("unicode-after-valid", "bücher.example", "xn--bcher-kva.example", index=2),
+    egress_case("star-alone", "*", '"*" is not an egress entry', "remove the egress key"),
+    egress_case("star-scheme", "*://example.com:443", "is not an egress entry"),
+    egress_case("star-in-the-middle", "a.*.example.com", '"a.*.example.com"', "misplaced '*'"),
+    egress_case("star-star-dot", "**.example.com", '"**.example.com"', "misplaced '*'"),
+    egress_case("star-glued", "*example.com", "misplaced '*'"),
+    egress_case("star-dot-nothing", "*.", "missing name after '*.'"),
+    egress_case("trailing-dot", "example.com.", '"example.com."', "ends with a dot"),
+    egress_case("leading-dot", ".example.com", "empty label", '"*.example.com"'),
+    egress_case("double-dot", "example..com", "empty label"),
+    egress_case("hyphen-edge", "-x.example.com", 'label "-x"'),
+    egress_case("numeric-tld", "example.123", "all digits"),
+    egress_case("bad-a-label", "xn--zz.example", "not a valid IDNA A-label"),
+    egress_case("label-64", "a" * 64 + ".example", "longer than 63"),
+    egress_case("name-254", ".".join(["a" * 63] * 4), "longer than 253"),
+    egress_case("entry-too-long", "a" * 300, "too long", "at most 271"),
+    egress_case("underscore", "_srv.example.com", 'invalid character "_"'),
+    egress_case("path", "example.com/index.html", '"example.com/index.html"', "no path"),
+    egress_case("port-0", "example.com:0", '"example.com:0"', "out of range"),
+    egress_case("port-70000", "example.com:70000", "port 70000", "out of range"),
+    egress_case("port-range-reversed", "example.com:443-80", "is reversed", "80-443"),
+    egress_case("port-empty", "example.com:", "missing port"),
+    egress_case("port-star", "example.com:*", 'invalid port "*"'),
+    egress_case("port-leading-zero", "example.com:0443", "leading zeros"),
+    egress_case("two-ports", "example.com:80:443", "too many ':'"),
+    egress_case("scheme-ftp", "ftp://example.com", 'unknown protocol "ftp"', "not a URL"),
+    egress_case("scheme-https", "https://example.com", 'unknown protocol "https"', "not a URL"),
+    egress_case("scheme-upper", "UDP://ntp.example.com:123", "must be lower case"),
+    egress_case("scheme-one-slash", "tcp:/example.com", "malformed protocol prefix"),
+    egress_case("scheme-only", "tcp://", "missing name or address"),
+    egress_case("private-cidr", "10.0.0.0/8", '"10.0.0.0/8"', "lan-access"),
+    egress_case("private-host-port", "192.168.1.10:443", 'lan-access = ["*://192.168.1.10:443"]'),
+    egress_case("loopback", "127.0.0.1", "127.0.0.0/8", "lan-access"),
+    egress_case("cgnat", "100.64.0.0/10", "100.64.0.0/10", "lan-access"),
+    egress_case("ula", "[fd00::/8]:443", "fc00::/7", "lan-access"),
+    egress_case("link-local-v6", "fe80::/64", "fe80::/10"),
+    egress_case("nat64", "[64:ff9b::/96]:443", "64:ff9b::/96"),
+    egress_case("cidr-covering-private", "8.0.0.0/5", "10.0.0.0/8", "split this one"),
+    egress_case("whole-internet-v4", "0.0.0.0/0", "remove the egress key"),
+    egress_case("whole-internet-v6", "::/0", "remove the egress key"),
+    egress_case("not-global-unicast-v6", "4000::/16", "global unicast"),
+    egress_case("host-bits-v4", "203.0.113.5/24", "host bits are set", '"203.0.113.0/24"'),
+    egress_case("host-bits-v6", "[2001:db8::1/32]:443", "host bits are set", '"2001:db8::/32"'),
+    egress_case("prefix-33", "203.0.113.0/33", "out of range 0-32"),
+    egress_case("zone-id", "fe80::1%eth0", "zone id"),
+    egress_case("v4-mapped", "::ffff:203.0.113.1", "IPv4-mapped", "203.0.113.1"),
+    egress_case("v4-in-brackets", "[203.0.113.1]:443", "brackets are only for IPv6"),
+    egress_case("v6-cidr-port-no-brackets", "2001:db8::/32:443", "[2001:db8::/32]:443"),
+    egress_case("v6-missing-bracket", "[2001:db8::1", "missing ']'"),
+    egress_case("short-ipv4", "203.0.113", "expected four decimal numbers"),
+    egress_case("token", "${alca:HOST_IP}:80", "has a token", "lan-access"),
+    egress_case("injection-newline", "example.com\naccept", "contains whitespace", "\\n"),
+    egress_case("injection-semicolon", "example.com;drop", 'invalid character ";"'),
+    egress_case("control-char-escaped", "example.com\u001b[2J", "control character", "\\x1b"),
+    case(
+        "egress-string",
+        cfg("[network]", 'egress = "example.com"'),
+        "expected an array, got a string",
+        key="network.egress",
+        line=3,
+    ),
+    case(
+        "egress-int-entry",
+        cfg("[network]", 'egress = ["example.com", 443]'),
+        "expected a string, got an integer",
+        key="network.egress[1]",
+    ),
+    case(
+        "egress-table-entry",
+        cfg("[network]", 'egress = [{ name = "example.com" }]'),
+        "expected a string, got a table",
+        key="network.egress[0]",
+    ),
+    case(
+        "egress-with-proxy",
+        cfg("[network]", 'egress = ["example.com"]', 'proxy = "203.0.113.1:3128"'),
+        "network.egress and network.proxy cannot be used together",
+        "remove network.proxy",
+        key="network.egress",
+    ),
+    case(
+        "empty-egress-with-lan-star",
+        cfg("[network]", "egress = []", 'lan-access = ["*"]'),
+        'cannot be used together with lan-access = ["*"]',
+        "list the LAN ranges",
+        key="network.egress",
+    ),
+    case(
+        "egress-in-base-lan-star-on-top",
+        files(
+            {
+                ".alca.toml": cfg('extends = ["base.toml"]', "[network]", 'lan-access = ["*"]'),
+                "base.toml": '[network]\negress = ["example.com"]\n',
+            }
+        ),
+        "(set in .alca.toml)",
+        key="network.egress",
+        file="base.toml",
+    ),
+]
+
+DNS = [
+    dns_case("empty", "", 'empty dns server ""'),
+    dns_case("hostname", "ns.example.com", '"ns.example.com"', "not a hostname"),
+    dns_case("port-0", "198.51.100.53:0", "out of range"),
+    dns_case("port-70000", "198.51.100.53:70000", "out of range"),
+    dns_case("two-ports", "198.51.100.53:53:53", "too many ':'"),
+    dns_case("unspecified", "0.0.0.0", "not the address of a host"),  # noqa: S104
+    dns_case("multicast", "224.0.0.251", "not the address of a host"),
+    dns_case("broadcast", "255.255.255.255", "not the address of a host"),
+    dns_case("link-local-v6", "fe80::53", "link-local"),
+    dns_case("zone-id", "fe80::53%eth0", "zone id"),
+    dns_case("v4-mapped", "::ffff:198.51.100.53", "IPv4-mapped"),
+    dns_case("project-pool", "10.213.0.1", "project networks"),
+    dns_case("url", "udp://198.51.100.53", 'invalid character "/"'),
+    dns_case("v6-missing-bracket", "[2001:db8::53", "missing ']'"),
+    case(
+        "dns-string",
+        cfg("[network]", 'dns = "198.51.100.53"'),
+        "expected an array, got a string",
+        key="network.dns",
+    ),
+    case(
+        "dns-int-entry",
+        cfg("[network]", "dns = [53]"),
+        "expected a string, got an integer",
+        key="network.dns[0]",
+    ),
+]
+
 # === resources: memory and cpus (see TYPES for the type errors) ==================================
 
 
@@ -1691,6 +1848,8 @@ CATEGORIES: dict[str, list[Case]] = {
     "lan": LAN,
     "ports": PORTS,
     "proxy": PROXY,
+    "egress": EGRESS,
+    "dns": DNS,
     "resources": RESOURCES,
     "runtime": RUNTIME,
     "workdir": WORKDIR,

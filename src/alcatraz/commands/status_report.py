@@ -236,8 +236,19 @@ def names_line(names: Mapping[str, Any]) -> str:
     if state == "engine":
         return "the engine's resolver"
     upstreams = ", ".join(names.get("upstreams") or []) or f"none in {names.get('resolv_conf')}"
+    egress = names.get("egress")
+    if state == "running" and egress is not None:
+        return (
+            f"the project's resolver on {names.get('listen')} (asks {upstreams}); egress: "
+            f"{len(egress)} allowed entries, every other name refused"
+        )
     if state == "running":
         return f"the project's resolver on {names.get('listen')} (asks {upstreams})"
+    if egress is not None:
+        return (
+            f"DOWN: the project's egress daemon on {names.get('listen')} is not running, so "
+            "nothing passes ('alca up' starts it)"
+        )
     return (
         f"NOT RESOLVED: the project's resolver on {names.get('listen')} is not running "
         "('alca run' or 'alca up' starts it)"

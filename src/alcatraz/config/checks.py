@@ -18,6 +18,8 @@ from alcatraz.config.expand import check_env_key, check_env_value
 from alcatraz.config.netgrammar import (
     GrammarError,
     PortMapping,
+    parse_dns_server,
+    parse_egress_rule,
     parse_lan_rule,
     parse_port,
     parse_proxy,
@@ -241,6 +243,26 @@ def check_lan_access(key: str, rules: list[str]) -> tuple[str, ...]:
         except GrammarError as error:
             raise grammar_error(f"{key}[{i}]", error) from None
     return tuple(rules)
+
+
+def check_egress(key: str, entries: list[str]) -> tuple[str, ...]:
+    """Each entry parses; kept as written (an empty list too: it means "no internet")."""
+    for i, entry in enumerate(entries):
+        try:
+            parse_egress_rule(entry)
+        except GrammarError as error:
+            raise grammar_error(f"{key}[{i}]", error) from None
+    return tuple(entries)
+
+
+def check_dns(key: str, servers: list[str]) -> tuple[str, ...]:
+    """Each resolver parses; kept as written, rendered canonically once merged."""
+    for i, server in enumerate(servers):
+        try:
+            parse_dns_server(server)
+        except GrammarError as error:
+            raise grammar_error(f"{key}[{i}]", error) from None
+    return tuple(servers)
 
 
 def parse_ports(key: str, raw: list[str | model.PortSpec]) -> tuple[PortMapping, ...]:

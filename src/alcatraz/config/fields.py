@@ -24,6 +24,8 @@ from alcatraz.config import model
 from alcatraz.config.caps import normalise_caps
 from alcatraz.config.checks import (
     check_container_path,
+    check_dns,
+    check_egress,
     check_envs,
     check_hook,
     check_image,
@@ -39,7 +41,13 @@ from alcatraz.config.checks import (
     parse_ports,
 )
 from alcatraz.config.mounts import normalise_mounts
-from alcatraz.config.netgrammar import parse_proxy, render_port
+from alcatraz.config.netgrammar import (
+    parse_dns_server,
+    parse_egress,
+    parse_proxy,
+    render_dns_server,
+    render_port,
+)
 from alcatraz.config.protected import DEFAULT_PROTECTED
 from alcatraz.config.values import Caps, Command, EnvVar, Mount
 
@@ -49,11 +57,20 @@ class Merge(Enum):
 
     OVERRIDE = "a file that sets {presence} replaces the value below"
     APPEND = "appended to the entries below"
+    UNION = (
+        "appended to the entries below; an empty list counts as set, so `[]` in any file "
+        "differs from the key being absent from every file"
+    )
     PER_NAME = "merged per name: an entry replaces the one of the same name below"
     COMMAND = (
         "a file that sets a non-empty command replaces the one below; with `append = true` "
         "it is joined to a non-empty command below with a space"
     )
+
+    @property
+    def appends(self) -> bool:
+        """Whether the files' lists are concatenated (`key[i]` origins)."""
+        return self in (Merge.APPEND, Merge.UNION)
 
 
 class Presence(Enum):
@@ -98,6 +115,7 @@ class Field:
     shown_attr: str | None = None  # `Config` attribute shown, when not `attr`
     optional: bool = False  # left out of `config show` when unset
     when_empty: str | None = None  # `config show` comment for an empty list; None: left out
+    when_absent: str | None = None  # `config show` comment when no file sets a `UNION` list
     note: str | None = None  # `config show` comment line above the key
     default_origin: bool = False  # `config show --json` lists it as "default" when unset
 
@@ -128,6 +146,8 @@ class Field:
 
     def origin_keys(self, value: Any) -> list[str]:
         """Key paths `config show` attributes to a file that sets `value`."""
+        if self.merge is Merge.UNION:  # the key itself too: `[]` has no entries to name
+            return [self.key, *(f"{self.key}[{i}]" for i in range(len(value)))]
         if self.merge is Merge.APPEND:
             return [f"{self.key}[{i}]" for i in range(len(value))]
         if self.merge is Merge.PER_NAME:
@@ -170,6 +190,11 @@ def _final_caps(caps: Caps | None) -> Caps:
 
 def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
+
+
+def _final_dns(servers: tuple[str, ...] | None) -> tuple[str, ...]:
+    """Canonical `ADDR[:PORT]` texts, duplicates dropped; () means the host's resolvers."""
+    return _unique(tuple(render_dns_server(*parse_dns_server(s)) for s in servers or ()))
 
 
 def _shown_mount(mount: Mount) -> dict[str, Any]:
@@ -305,6 +330,25 @@ FIELDS: tuple[Field, ...] = (
         merge=Merge.APPEND,
         shown=list,
         when_empty="default: no LAN access",
+    ),
+    Field(
+        "network.egress",
+        "egress",
+        _keyed(check_egress),
+        merge=Merge.UNION,
+        final=lambda value: None if value is None else parse_egress(value),
+        shown=lambda value: None if value is None else list(value),
+        shown_attr="egress_text",
+        optional=True,
+        when_absent="egress is not set: the sandbox may reach any internet address",
+    ),
+    Field(
+        "network.dns",
+        "dns",
+        _keyed(check_dns),
+        final=_final_dns,
+        shown=list,
+        optional=True,
     ),
     Field(
         "network.ports",

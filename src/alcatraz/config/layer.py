@@ -53,6 +53,8 @@ class Layer:
     cpus: float | None = None
     envs: dict[str, EnvVar] = field(default_factory=dict)
     lan_access: tuple[str, ...] = ()
+    egress: tuple[str, ...] | None = None  # None: no file sets it; (): `egress = []`
+    dns: tuple[str, ...] | None = None
     ports: tuple[PortMapping, ...] | None = None
     proxy: str | None = None
     host_ca: bool | None = None

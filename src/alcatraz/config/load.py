@@ -19,7 +19,13 @@ from alcatraz.config import private
 from alcatraz.config.fields import FIELDS
 from alcatraz.config.filegraph import MAX_DEPTH, MAX_FILES, Resolver
 from alcatraz.config.layer import Caps, Command, EnvVar, Layer, Mount
-from alcatraz.config.netgrammar import LanRule, PortMapping, ProxyAddress, parse_lan_access
+from alcatraz.config.netgrammar import (
+    EgressRule,
+    LanRule,
+    PortMapping,
+    ProxyAddress,
+    parse_lan_access,
+)
 from alcatraz.errors import ConfigError, NotInitializedError, quote
 from alcatraz.paths import CONFIG_NAME, alca_home
 
@@ -56,6 +62,10 @@ class Config:
     host_ca: bool = False  # the host's CA certificates reach the sandbox
     workdir_protect: tuple[str, ...] = ()
     workdir_unprotect: tuple[str, ...] = ()
+    #: Internet destinations allowed; None: `egress` absent (the internet is open).
+    egress: tuple[EgressRule, ...] | None = None
+    egress_text: tuple[str, ...] | None = None  # as written, for `config show`
+    dns: tuple[str, ...] = ()  # canonical resolvers; (): the host's own
 
     @property
     def workdir_mount(self) -> Mount:
@@ -95,6 +105,36 @@ def _check_mount_targets(layer: Layer, workdir: str, display: str) -> None:
         targets[mount.target] = here
 
 
+def _check_egress_combinations(layer: Layer, allow_all_lan: bool, display: str) -> None:
+    """`egress` works neither through a proxy nor with LAN isolation off (not yet)."""
+    if layer.egress is None:
+        return
+    file = ", ".join(layer.origin.get("network.egress", (display,)))
+
+    def where(key: str) -> str:
+        return ", ".join(layer.origin.get(key, (display,)))
+
+    if layer.proxy:
+        raise ConfigError(
+            "network.egress and network.proxy cannot be used together yet "
+            f"(network.proxy is set in {where('network.proxy')})",
+            file=file,
+            key="network.egress",
+            hint="remove network.proxy (egress already limits where the sandbox connects), "
+            "or remove network.egress to keep the proxy",
+        )
+    if allow_all_lan:
+        star = layer.lan_access.index("*")
+        raise ConfigError(
+            'network.egress cannot be used together with lan-access = ["*"] yet '
+            f"(set in {where(f'network.lan-access[{star}]')})",
+            file=file,
+            key="network.egress",
+            hint='list the LAN ranges the sandbox needs in lan-access instead of "*", '
+            'e.g. lan-access = ["192.168.1.0/24"], or remove network.egress',
+        )
+
+
 def _finalise(
     layer: Layer,
     *,
@@ -114,6 +154,7 @@ def _finalise(
         values[spec.attr] = spec.final(value)
     _check_mount_targets(layer, values["workdir"], display)
     allow_all, rules = parse_lan_access(layer.lan_access)
+    _check_egress_combinations(layer, allow_all, display)
     mounts = _resolve_private(values.pop("mounts"), root, environ)
     return Config(
         project_root=root,
@@ -124,6 +165,7 @@ def _finalise(
         allow_all_lan=allow_all,
         lan_rules=rules,
         proxy_text=layer.proxy,
+        egress_text=layer.egress,
         origin=dict(layer.origin),
     )
 

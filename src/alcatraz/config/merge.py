@@ -6,6 +6,8 @@ empty overlay field keeps the base). Each field's rule is its `Merge` in the fie
 
 - `OVERRIDE`: the overlay wins when its value counts as set (`Presence`).
 - `APPEND`: base, then overlay; the overlay's `key[i]` origins are renumbered.
+- `UNION`: as `APPEND`, but None (no file sets it) stays None, and the key's own origin
+  lists every file that sets it (an empty list has no `key[i]`).
 - `PER_NAME`: a table of names; the overlay wins per name.
 - `COMMAND`: an empty overlay keeps the base; `append = true` on a non-empty base joins
   with a space and consumes the flag; otherwise the overlay replaces and keeps its flag.
@@ -43,9 +45,13 @@ def _merge_field(field: Field, base: Layer, overlay: Layer, origin: Origin) -> A
     """The merged value of one field; records in `origin` where it came from."""
     below, above = getattr(base, field.attr), getattr(overlay, field.attr)
     key = field.key
-    if field.merge is Merge.APPEND:
-        origin.update(_shift(overlay.origin, key, len(below)))
-        return below + above
+    if field.merge.appends:
+        if below is None and above is None:
+            return None
+        origin.update(_shift(overlay.origin, key, len(below or ())))
+        if field.merge is Merge.UNION and key in overlay.origin:
+            origin[key] = tuple(dict.fromkeys(base.origin.get(key, ()) + overlay.origin[key]))
+        return (below or ()) + (above or ())
     if field.merge is Merge.PER_NAME:
         for name in above:
             if f"{key}.{name}" in overlay.origin:

@@ -199,6 +199,22 @@ class NetworkLayer(_Strict, rename={"lan_access": "lan-access", "host_ca": "host
         list[PortValue] | None,
         msgspec.Meta(description="Ports published on the host."),
     ] = None
+    egress: Annotated[
+        list[str] | None,
+        msgspec.Meta(
+            description="Internet destinations the sandbox may reach (absent: all; []: none): "
+            '"[tcp://|udp://]HOST[:PORT|:LO-HI]" with HOST a lower-case name, "*.NAME" (its '
+            "subdomains only) or a public CIDR; a port without a prefix covers tcp and udp. "
+            "Private destinations are lan-access's. Appended across layers."
+        ),
+    ] = None
+    dns: Annotated[
+        list[str] | None,
+        msgspec.Meta(
+            description='Resolvers for the sandbox\'s lookups, "ADDR[:PORT]" or "[IPv6]:PORT" '
+            "(default: the host's own resolvers)."
+        ),
+    ] = None
     proxy: Annotated[
         str | None,
         msgspec.Meta(
@@ -321,10 +337,7 @@ def known_keys() -> dict[str, tuple[str, ...]]:
     """Map each table's dotted path ("" for the root) to the keys it accepts."""
     tables: dict[str, type[msgspec.Struct]] = {
         "": ConfigLayer,
-        "commands": CommandsLayer,
-        "resources": ResourcesLayer,
-        "network": NetworkLayer,
-        "hooks": HooksLayer,
+        **_TABLES,
         "caps": CapsSpec,
         "mounts": MountSpec,
         "envs": EnvSpec,

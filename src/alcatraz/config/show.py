@@ -25,7 +25,7 @@ def document(config: Config) -> dict[str, Any]:
     for field in in_model_order():
         value = _shown(config, field)
         table = doc.setdefault(field.table, {}) if field.table else doc
-        if value or not field.optional:
+        if value or not field.optional or (field.merge is Merge.UNION and value is not None):
             table[field.name] = value
     return doc
 
@@ -73,10 +73,15 @@ def _field_lines(config: Config, field: Field) -> list[str]:
     if field.merge is Merge.PER_NAME:
         for name, item in value.items():
             lines.append(f"{_key(name)} = {_toml_value(item)}  # {source(f'{field.key}.{name}')}")
+    elif field.merge is Merge.UNION and value is None:
+        if field.when_absent:
+            lines.append(f"# {field.when_absent}")
+    elif field.merge is Merge.UNION and not value:
+        lines.append(f"{_key(field.name)} = []  # {source(field.key)}")
     elif field.merge is Merge.APPEND and not value:
         if field.when_empty:
             lines.append(f"{_key(field.name)} = []  # {field.when_empty}")
-    elif field.merge is Merge.APPEND:
+    elif field.merge.appends:
         lines.append(f"{_key(field.name)} = [")
         for i, item in enumerate(value):
             lines.append(f"  {_toml_value(item)},  # {source(f'{field.key}[{i}]')}")

@@ -9,11 +9,12 @@ host's resolvers from the host's own namespace. The sandbox can talk DNS to noth
 
 It relays DNS messages unchanged (no cache, no rewriting); it only reads a query's header
 and question to answer SERVFAIL when no upstream answers, and checks that a reply's id and
-question match the query. Standard library only; one process per project, started by `alca
-up` (see `alcatraz.network.resolver`), detached from it.
+question match the query. One process per project, started by `alca up` (see
+`alcatraz.network.resolver`), detached from it. With `--policy` it is the project's guard
+daemon (`alcatraz.network.egress.daemon`: filter, socket mark, live gate, name checker).
 
     python -m alcatraz.network.dnsproxy --listen 10.213.7.1 --pidfile PATH
-        [--resolv-conf /etc/resolv.conf] [--upstream ADDRESS ...]
+        [--resolv-conf /etc/resolv.conf] [--upstream ADDR[:PORT] ...] [--policy PATH]
 """
 
 from __future__ import annotations
@@ -30,11 +31,17 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
+
+from alcatraz.network.dnswire import matches, question_end, refusal, servfail, split_host_port
+
+if TYPE_CHECKING:
+    from alcatraz.network.egress.daemon import Daemon
 
 #: Linux's IP_FREEBIND (15): bind the gateway's address even while the engine has not yet
 #: (re)created the bridge that carries it (after a reboot or an engine restart).
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+SO_MARK = getattr(socket, "SO_MARK", 36)
 DNS_PORT = 53
 UPSTREAM_TIMEOUT = 2.0  # seconds per upstream try
 MAX_INFLIGHT = 256  # concurrent upstream queries
@@ -42,7 +49,6 @@ MAX_QUEUED = 1024  # UDP queries waiting or in flight; more are dropped (the cli
 MAX_TCP_CLIENTS = 64
 TCP_IDLE = 10.0
 RESOLV_RECHECK = 1.0  # seconds between looks at resolv.conf's mtime
-HEADER = struct.Struct("!HHHHHH")
 
 
 def parse_resolv_conf(text: str) -> list[str]:
@@ -59,73 +65,6 @@ def parse_resolv_conf(text: str) -> list[str]:
             if address not in found:
                 found.append(address)
     return found
-
-
-def question_end(message: bytes) -> int | None:
-    """The offset just past the first question, or None when the message is malformed."""
-    if len(message) < HEADER.size:
-        return None
-    offset = HEADER.size
-    for _ in range(128):  # labels; a name has at most 127
-        if offset >= len(message):
-            return None
-        length = message[offset]
-        if length == 0:
-            offset += 1
-            break
-        if length & 0xC0:  # no compression in a query's question
-            return None
-        offset += 1 + length
-    else:
-        return None
-    offset += 4  # type and class
-    return offset if offset <= len(message) else None
-
-
-def servfail(query: bytes) -> bytes | None:
-    """A SERVFAIL answer to `query` (its id, flags and question), or None if malformed."""
-    end = question_end(query)
-    if end is None:
-        return None
-    ident, flags, qdcount, _, _, _ = HEADER.unpack_from(query)
-    if flags & 0x8000 or qdcount != 1:  # a response, or not one question
-        return None
-    opcode_rd = flags & 0x7900  # opcode and RD
-    answer_flags = 0x8000 | opcode_rd | 0x0080 | 2  # QR, RA, RCODE=SERVFAIL
-    return HEADER.pack(ident, answer_flags, 1, 0, 0, 0) + query[HEADER.size : end]
-
-
-def refusal(query: bytes) -> bytes | None:
-    """REFUSED/NOTIMP for what a sandbox has no business sending the host's resolver.
-
-    Only standard queries (opcode 0) with one question and no answer or authority records
-    are relayed: no UPDATE, NOTIFY or zone transfer reaches a resolver that may trust this
-    host's address. None means: relay it.
-    """
-    _, flags, qdcount, ancount, nscount, arcount = HEADER.unpack_from(query)
-    end = question_end(query)
-    qtype = struct.unpack_from("!H", query, end - 4)[0] if end is not None else 0
-    if flags & 0x7800 == 0 and qdcount == 1 and ancount == nscount == 0 and arcount <= 1:
-        if qtype not in (251, 252):  # IXFR, AXFR
-            return None
-        rcode = 5  # REFUSED
-    else:
-        rcode = 4  # NOTIMP
-    answer = servfail(query)
-    if answer is None:  # no single question to echo back: a bare header
-        (ident,) = struct.unpack_from("!H", query)
-        return HEADER.pack(ident, 0x8000 | rcode, 0, 0, 0, 0)
-    return answer[:3] + bytes([(answer[3] & 0xF0) | rcode]) + answer[4:]
-
-
-def matches(query: bytes, reply: bytes) -> bool:
-    """Whether `reply` answers `query`: same id, a response, the same question."""
-    end = question_end(query)
-    if end is None or len(reply) < end:
-        return False
-    if reply[:2] != query[:2] or not reply[2] & 0x80:
-        return False
-    return reply[HEADER.size : end].lower() == query[HEADER.size : end].lower()
 
 
 @dataclass
@@ -161,8 +100,9 @@ class Upstreams:
 
 def _family_and_address(upstream: str) -> tuple[socket.AddressFamily, Any]:
     """The socket family and address tuple (with a link-local zone's scope id) of `upstream`."""
+    host, port = split_host_port(upstream)
     info = socket.getaddrinfo(
-        upstream, DNS_PORT, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
+        host, port or DNS_PORT, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
     )[0]
     return info[0], info[4]
 
@@ -229,11 +169,13 @@ async def ask_tcp(upstream: str, query: bytes) -> bytes:
 
 
 class Forwarder:
-    """Relays one query to the upstreams in order; SERVFAIL when none answers."""
+    """Relays one query to the upstreams in order; SERVFAIL when none answers. A guard
+    daemon, when given, decides on each query and wraps its forwarding."""
 
-    def __init__(self, upstreams: Upstreams) -> None:
+    def __init__(self, upstreams: Upstreams, daemon: Daemon | None = None) -> None:
         self.upstreams = upstreams
         self.inflight = asyncio.Semaphore(MAX_INFLIGHT)
+        self.daemon = daemon
 
     async def resolve(self, query: bytes, *, tcp: bool) -> bytes | None:
         if question_end(query) is None or query[2] & 0x80:
@@ -241,12 +183,15 @@ class Forwarder:
         refused = refusal(query)
         if refused is not None:
             return refused
+        if self.daemon is not None:
+            return await self.daemon.answer(query, lambda: self.forward(query, tcp=tcp))
+        return await self.forward(query, tcp=tcp)
+
+    async def forward(self, query: bytes, *, tcp: bool) -> bytes | None:
         async with self.inflight:
             for upstream in self.upstreams.current():
                 try:
-                    if tcp:
-                        return await ask_tcp(upstream, query)
-                    return await ask_udp(upstream, query)
+                    return await (ask_tcp if tcp else ask_udp)(upstream, query)
                 except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
                     continue
         return servfail(query)
@@ -300,8 +245,11 @@ async def _serve_tcp_client(
             writer.close()
 
 
-def bind_sockets(listen: str, port: int = DNS_PORT) -> tuple[socket.socket, socket.socket]:
-    """UDP and TCP sockets on `listen`:`port`, bound even before the address exists."""
+def bind_sockets(
+    listen: str, port: int = DNS_PORT, mark: int = 0
+) -> tuple[socket.socket, socket.socket]:
+    """UDP and TCP sockets on `listen`:`port`, bound even before the address exists; with
+    `mark`, marked so that the rules accept only this daemon's sockets on the gateway."""
     family = socket.AF_INET6 if ":" in listen else socket.AF_INET
     level = socket.IPPROTO_IPV6 if family == socket.AF_INET6 else socket.IPPROTO_IP
     sockets: list[socket.socket] = []
@@ -310,6 +258,8 @@ def bind_sockets(listen: str, port: int = DNS_PORT) -> tuple[socket.socket, sock
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(level, IP_FREEBIND, 1)
+            if mark:
+                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, mark)
             sock.bind((listen, port))
             if kind == socket.SOCK_STREAM:
                 sock.listen(64)
@@ -323,9 +273,11 @@ def bind_sockets(listen: str, port: int = DNS_PORT) -> tuple[socket.socket, sock
     return sockets[0], sockets[1]
 
 
-async def serve(udp: socket.socket, tcp: socket.socket, upstreams: Upstreams) -> None:
+async def serve(
+    udp: socket.socket, tcp: socket.socket, upstreams: Upstreams, daemon: Daemon | None = None
+) -> None:
     loop = asyncio.get_running_loop()
-    forwarder = Forwarder(upstreams)
+    forwarder = Forwarder(upstreams, daemon)
     transport, _ = await loop.create_datagram_endpoint(lambda: _UdpServer(forwarder), sock=udp)
     clients = asyncio.Semaphore(MAX_TCP_CLIENTS)
     server = await asyncio.start_server(
@@ -339,9 +291,14 @@ async def serve(udp: socket.socket, tcp: socket.socket, upstreams: Upstreams) ->
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop)
+    extras = loop.create_task(daemon.run_extras()) if daemon is not None else None
+    if extras is not None:  # the live gate and the checker, or nothing runs at all
+        extras.add_done_callback(lambda _: request_stop())
     try:
         await stop
     finally:
+        if extras is not None:
+            extras.cancel()
         transport.close()
         server.close()
 
@@ -354,6 +311,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--resolv-conf", default="/etc/resolv.conf")
     parser.add_argument("--upstream", action="append", default=[])
     parser.add_argument("--project", default="", help="the project key (for ps and cleanup)")
+    parser.add_argument("--policy", help="the guard daemon's policy file (JSON)")
     return parser.parse_args(argv)
 
 
@@ -369,21 +327,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     # Whatever the starter held open (a lock, a pipe, a terminal) is not ours to keep.
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    daemon = None
+    if args.policy:
+        from alcatraz.network.egress import daemon as guard  # dnspython: the guard's only
+
+        try:
+            daemon = guard.load(args.policy)
+        except (OSError, ValueError) as error:
+            print(f"error: policy {args.policy}: {getattr(error, 'strerror', None) or error}")
+            return 1
     try:
-        udp, tcp = bind_sockets(args.listen, args.port)
+        udp, tcp = bind_sockets(args.listen, args.port, daemon.mark if daemon else 0)
     except OSError as error:
         print(f"error: cannot listen on {args.listen} port {args.port}: {error.strerror}")
         return 1
+    fixed = daemon.policy.upstreams if daemon and daemon.policy.upstreams else args.upstream
     upstreams = Upstreams(
-        fixed=tuple(args.upstream), resolv_conf=args.resolv_conf, exclude=frozenset({args.listen})
+        fixed=tuple(fixed), resolv_conf=args.resolv_conf, exclude=frozenset({args.listen})
     )
+    if daemon is not None:
+        daemon.prepare()
     _write_pidfile(args.pidfile)
     print("ready", flush=True)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 1)
     os.close(devnull)
     try:
-        asyncio.run(serve(udp, tcp, upstreams))
+        asyncio.run(serve(udp, tcp, upstreams, daemon))
     finally:
         with contextlib.suppress(OSError):
             with open(args.pidfile, encoding="ascii") as handle:

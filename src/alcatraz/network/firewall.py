@@ -142,13 +142,14 @@ class Firewall:
         except (ValueError, KeyError, TypeError) as error:
             raise AlcaError(f"cannot parse nft's JSON output: {error}") from None
 
-    def apply(self, policy: Policy, current: TableState | None = None) -> None:
+    def apply(self, policy: Policy, current: TableState | None = None, extra: str = "") -> None:
         """Load the project's policy atomically, then verify it is what the kernel holds.
 
-        `current` is the table as just read by the caller, to avoid reading it twice.
+        `current` is the table as just read by the caller, to avoid reading it twice;
+        `extra` joins the same transaction (the host-LAN sets' first elements).
         """
         current = current or self.read()
-        script = nft.apply_script(policy, current.interfaces())
+        script = nft.apply_script(policy, current.interfaces()) + extra
         self._nft(["-c", "-f", "-"], script=script)
         self._nft(["-f", "-"], script=script)
         if not self.verify(policy):

@@ -119,12 +119,15 @@ def native_uninstall(paths: NativePaths) -> list[str]:
     return done
 
 
-_SEEN_SET = re.compile(r"^\s*set p_\w+_seen[46] \{\s*$")
+#: Runtime-only sets: the seen addresses, the addresses allowed names resolved to and the
+#: egress daemon's heartbeat. Not saved: after a boot nothing passes until the daemon runs.
+_SEEN_SET = re.compile(r"^\s*set p_\w+_(seen[46]|e[ap][46]|live) \{\s*$")
 
 
 def _without_seen_elements(dump: str) -> str:
-    """Drop the `elements = {...}` of the per-project "seen" sets only (runtime state, with
-    expiry times); every other element (dispatch maps, bridges) is kept."""
+    """Drop the `elements = {...}` of the per-project runtime sets only (seen addresses, egress
+    addresses and heartbeat, with expiry times); every other element (dispatch maps,
+    bridges, the host's LANs) is kept."""
     out: list[str] = []
     in_seen = in_elements = False
     for line in dump.splitlines(keepends=True):

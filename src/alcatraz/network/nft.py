@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from alcatraz.config.netgrammar import AlcaToken, LanRule
+from alcatraz.network.egress import rules as egress_rules
 from alcatraz.network.plan import BLOCKED4, BLOCKED6, POOL4, Policy
 
 TABLE: Final = "alcatraz"
@@ -105,6 +106,8 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
         digest = policy_digest(policy)
     tag = f'comment "alcatraz {policy.key} {digest}"'
     lines = _project_headers(policy.key)
+    if not policy.allow_all:
+        lines += egress_rules.declare_sets(T, policy.key, egress=policy.egress is not None)
     fwd, inp, _ = chain_names(policy.key)
     proxy_matches = _proxy_matches(policy)
     if policy.allow_all and not proxy_matches:
@@ -118,9 +121,14 @@ def project_chains(policy: Policy, *, digest: str | None = None) -> str:
         lines.append(f"add rule {T} {inp} accept {tag}")
     else:
         allows = [m for rule in policy.rules for m in _rule_matches(rule)]
-        lines += _forward_rules(policy.key, tag, allows, proxy_matches)
+        lines += _forward_rules(policy, tag, allows, proxy_matches)
         lines += _input_rules(policy, tag, allows, proxy_matches)
     lines += _proxy_redirect(policy)
+    if policy.egress is not None and not policy.allow_all:
+        _, _, nat = chain_names(policy.key)
+        lines += egress_rules.nat_egress(
+            T, nat, policy.key, policy.egress, _set(BLOCKED4), _set(BLOCKED6)
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -153,8 +161,12 @@ def _proxy_matches(policy: Policy) -> list[str]:
     return [f"{family} daddr {host} {proto} dport {proxy.port}" for proto in ("tcp", "udp")]
 
 
-def _forward_rules(key: str, tag: str, allows: list[str], proxy_matches: list[str]) -> list[str]:
-    """Traffic leaving through the host: allowed rules, the proxy, then the blocked ranges."""
+def _forward_rules(
+    policy: Policy, tag: str, allows: list[str], proxy_matches: list[str]
+) -> list[str]:
+    """Traffic leaving through the host: allowed rules, the proxy, the blocked ranges and
+    the host's own LANs, then the internet (all of it, or what `egress` lists)."""
+    key = policy.key
     fwd, _, _ = chain_names(key)
     seen4, seen6 = seen_sets(key)
     lines = [f"add rule {T} {fwd} ct state established,related accept {tag}"]
@@ -164,11 +176,13 @@ def _forward_rules(key: str, tag: str, allows: list[str], proxy_matches: list[st
         f"add rule {T} {fwd} ip6 daddr ff02::/16 meta l4proto ipv6-icmp drop",
         f"add rule {T} {fwd} ip daddr {_set(BLOCKED4)} update @{seen4} {{ ip daddr }} counter drop",
         f"add rule {T} {fwd} ip6 daddr {_set(BLOCKED6)} update @{seen6} {{ ip6 daddr }} counter drop",
-        # The internet. Explicit, because dispatch *jumps*: an emptied (flushed) chain returns
-        # to the base chain, whose backstop drops everything from the bridge (fail closed).
-        f"add rule {T} {fwd} accept {tag}",
+        *egress_rules.lan_drops(T, fwd, key, seen4, seen6),
     ]
-    return lines
+    if policy.egress is not None:
+        return lines + egress_rules.forward_egress(T, fwd, key, policy.egress)
+    # The internet. Explicit, because dispatch *jumps*: an emptied (flushed) chain returns
+    # to the base chain, whose backstop drops everything from the bridge (fail closed).
+    return [*lines, f"add rule {T} {fwd} accept {tag}"]
 
 
 def _only_through_proxy(fwd: str, proxy_matches: list[str]) -> list[str]:
@@ -208,8 +222,13 @@ def _input_rules(
     gateway = policy.network.gateway
     lines = [
         f"add rule {T} {inp} ct state established,related accept {tag}",
-        f"add rule {T} {inp} ip daddr {gateway} udp dport 53 accept",
-        f"add rule {T} {inp} ip daddr {gateway} tcp dport 53 accept",
+        *egress_rules.daemon_inputs(
+            T,
+            inp,
+            gateway,
+            marked=policy.own_resolver,
+            egress=policy.egress is not None,
+        ),
     ]
     lines += [f"add rule {T} {inp} {m} accept" for m in allows]
     lines += [f"add rule {T} {inp} {m} accept" for m in proxy_matches]
@@ -290,9 +309,9 @@ def removal_script(
     for chain in chain_names(key):
         if chain in chains:
             lines.append(f"delete chain {T} {chain}")
-    for seen in seen_sets(key):
-        if seen in chains:
-            lines.append(f"delete set {T} {seen}")
+    for named_set in (*seen_sets(key), *egress_rules.all_set_names(key)):
+        if named_set in chains:
+            lines.append(f"delete set {T} {named_set}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -11,7 +11,6 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
 
 from alcatraz.config.netgrammar import (
     LanRule,
@@ -19,41 +18,24 @@ from alcatraz.config.netgrammar import (
     resolve_proxy,
     resolve_tokens,
 )
+from alcatraz.config.netgrammar.egress import EgressRule
+from alcatraz.config.netgrammar.ranges import BLOCKED4, BLOCKED6, POOL4, PREFIX4
 from alcatraz.errors import RefusedError
 
-#: Project networks are carved out of this pool, one /24 each.
-POOL4: Final = ipaddress.IPv4Network("10.213.0.0/16")
-PREFIX4: Final = 24
-
-#: Destinations a sandbox may never reach unless `lan-access` allows them.
-BLOCKED4: Final = tuple(
-    ipaddress.IPv4Network(n)
-    for n in (
-        "0.0.0.0/8",  # "this network"; OrbStack's host alias lives here
-        "10.0.0.0/8",
-        "100.64.0.0/10",  # CGNAT: Tailscale and other overlay networks
-        "127.0.0.0/8",
-        "169.254.0.0/16",  # link-local, cloud metadata
-        "172.16.0.0/12",
-        "192.0.0.0/24",
-        "192.168.0.0/16",
-        "198.18.0.0/15",
-        "224.0.0.0/4",  # multicast
-        "240.0.0.0/4",  # reserved and limited broadcast
-    )
-)
-BLOCKED6: Final = tuple(
-    ipaddress.IPv6Network(n)
-    for n in (
-        "::1/128",
-        "::ffff:0:0/96",  # IPv4-mapped
-        "64:ff9b::/96",  # NAT64 of private IPv4
-        "2002::/16",  # 6to4 (embeds IPv4, private ones included)
-        "fc00::/7",  # unique local
-        "fe80::/10",  # link-local
-        "ff00::/8",  # multicast
-    )
-)
+# The ranges moved to `config` (the egress grammar needs them); every importer of
+# `network.plan` keeps finding them here.
+__all__ = [
+    "BLOCKED4",
+    "BLOCKED6",
+    "POOL4",
+    "PREFIX4",
+    "Policy",
+    "ProjectNetwork",
+    "choose_subnet",
+    "make_policy",
+    "network_name",
+    "project_key",
+]
 
 
 def project_key(project_id: str) -> str:
@@ -84,6 +66,14 @@ class Policy:
     allow_all: bool
     rules: tuple[LanRule, ...]  # tokens resolved
     proxy: ProxyAddress | None  # token resolved
+    #: `network.egress`: None leaves the internet open; a tuple allows only what it lists.
+    egress: tuple[EgressRule, ...] | None = None
+    #: The gateway's port 53 is alcatraz's own daemon (accepted only for its marked sockets).
+    own_resolver: bool = False
+
+    @property
+    def egress_enforced(self) -> bool:
+        return self.egress is not None and not self.allow_all
 
 
 def choose_subnet(
@@ -115,9 +105,19 @@ def make_policy(
     allow_all: bool,
     rules: Iterable[LanRule],
     proxy: ProxyAddress | None,
+    egress: tuple[EgressRule, ...] | None = None,
+    own_resolver: bool = False,
 ) -> Policy:
     """Resolve `${alca:HOST_IP}` to this project's gateway and bundle the policy."""
     values = {"HOST_IP": network.gateway}
     resolved = tuple(resolve_tokens(rule, values) for rule in rules)
     resolved_proxy = resolve_proxy(proxy, values) if proxy is not None else None
-    return Policy(project_key(project_id), network, allow_all, resolved, resolved_proxy)
+    return Policy(
+        project_key(project_id),
+        network,
+        allow_all,
+        resolved,
+        resolved_proxy,
+        egress,
+        own_resolver,
+    )

@@ -45,9 +45,14 @@ def expected(config: Config) -> bool:
     return not config.allow_all_lan and sys.platform == "linux" and os.geteuid() == 0
 
 
-def start(listen: str, state_dir: Path, environ: Mapping[str, str]) -> ResolverEntry:
-    """Start (or find) the project's resolver on `listen`; the record `run` restarts from."""
-    entry = record(listen, str(state_dir), resolv_conf_path(environ))
+def start(
+    listen: str, state_dir: Path, environ: Mapping[str, str], policy: str = ""
+) -> ResolverEntry:
+    """Start (or find) the project's resolver on `listen`; the record `run` restarts from.
+
+    `policy`: the daemon's policy file (egress, host-LAN sets); a resolver already running
+    with an older policy is restarted."""
+    entry = record(listen, str(state_dir), resolv_conf_path(environ))._replace(policy=policy)
     problem = ensure(entry)
     if problem is not None:
         raise AlcaError(
@@ -72,6 +77,7 @@ def resolv_conf_path(environ: Mapping[str, str]) -> str:
 
 
 def argv(entry: ResolverEntry) -> list[str]:
+    policy = ["--policy", entry.policy] if entry.policy else []
     return [
         sys.executable,
         "-m",
@@ -82,11 +88,14 @@ def argv(entry: ResolverEntry) -> list[str]:
         entry.pidfile,
         "--resolv-conf",
         entry.resolv_conf or "/etc/resolv.conf",
+        *policy,
     ]
 
 
-def running(entry: ResolverEntry) -> int | None:
-    """The pid of the project's resolver when it runs, else None."""
+def running(entry: ResolverEntry, *, exact: bool = True) -> int | None:
+    """The pid of the project's resolver when it runs, else None.
+
+    `exact`: it also runs with the entry's policy file (not an older daemon without one)."""
     try:
         with open(entry.pidfile, encoding="ascii") as handle:
             pid = int(handle.read().strip() or "0")
@@ -94,7 +103,9 @@ def running(entry: ResolverEntry) -> int | None:
             words = handle.read().split(b"\0")
     except (OSError, ValueError):
         return None
-    wanted = (MODULE.encode(), entry.listen.encode(), entry.pidfile.encode())
+    wanted = [MODULE.encode(), entry.listen.encode(), entry.pidfile.encode()]
+    if exact and entry.policy:
+        wanted.append(entry.policy.encode())
     if pid <= 0 or not all(word in words for word in wanted):
         return None
     try:  # a process in a container (another pid namespace) is never ours
@@ -173,17 +184,41 @@ def describe(entry: ResolverEntry | None) -> dict[str, Any]:
             upstreams = parse_resolv_conf(handle.read(65536))
     except OSError:
         upstreams = []
+    policy = _policy_summary(entry.policy)
     return {
         "state": "running" if running(entry) is not None else "stopped",
         "listen": entry.listen,
-        "upstreams": upstreams,
+        "upstreams": policy.get("upstreams") or upstreams,
         "resolv_conf": path,
+        "egress": policy.get("egress"),
+    }
+
+
+def _policy_summary(path: str) -> dict[str, Any]:
+    """The upstreams and egress entries of the daemon's policy file (written by `up`)."""
+    if not path:
+        return {}
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.loads(handle.read(1 << 20))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    egress = data.get("egress")
+    upstreams = data.get("upstreams")
+    return {
+        "egress": [str(e) for e in egress] if isinstance(egress, list) else None,
+        "upstreams": [str(u) for u in upstreams] if isinstance(upstreams, list) else [],
     }
 
 
 def stop(entry: ResolverEntry, *, timeout: float = 3.0) -> bool:
-    """End the project's resolver (only after its command line proves it); True if it ran."""
-    pid = running(entry)
+    """End the project's resolver (only after its command line proves it, with or without a
+    policy file); True if it ran."""
+    pid = running(entry, exact=False)
     if pid is None:
         return False
     try:
@@ -192,9 +227,9 @@ def stop(entry: ResolverEntry, *, timeout: float = 3.0) -> bool:
         return True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running(entry) != pid:
+        if running(entry, exact=False) != pid:
             return True
         time.sleep(0.05)
-    if running(entry) == pid:
+    if running(entry, exact=False) == pid:
         os.kill(pid, signal.SIGKILL)
     return True

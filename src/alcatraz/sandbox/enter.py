@@ -115,6 +115,14 @@ def ensure_resolver(isolation: IsolationRecord) -> None:
     entry = isolation.resolver
     if entry is None:
         return
+    if isolation.egress:
+        if resolver.running(entry) is None:
+            raise RefusedError(
+                "the sandbox's egress daemon (its resolver and name checker) is not running, "
+                "so nothing it sends can pass: the command was not started",
+                hint="run 'alca up' to start it again",
+            )
+        return
     problem = resolver.ensure(entry)
     if problem is not None:
         sys.stderr.write(

@@ -19,9 +19,11 @@ from alcatraz.app import App
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, RefusedError
 from alcatraz.network import nft, resolver
+from alcatraz.network.egress import hostlan
 from alcatraz.network.firewall import Firewall, firewall_for
 from alcatraz.network.plan import Policy, ProjectNetwork, make_policy, network_name, project_key
 from alcatraz.runtime.base import Runtime
+from alcatraz.sandbox.daemon import start as daemon_start
 from alcatraz.sandbox.nethelper import Helper
 from alcatraz.sandbox.network import ensure_network
 from alcatraz.sandbox.plan import needs_firewall as needs_firewall  # doctor asks here too
@@ -60,17 +62,24 @@ class Isolation:
             nft=tuple(self.firewall.command) if self.firewall else None,
             resolver=self.resolver,
             proxied=self.firewall is not None and self.policy.proxy is not None,
+            egress=self.policy.egress is not None and not self.policy.allow_all,
         )
 
 
-def policy_for(project_id: str, network: ProjectNetwork, config: Config) -> Policy:
-    """The policy `config` asks for on `network`, tokens resolved to its gateway."""
+def policy_for(
+    project_id: str, network: ProjectNetwork, config: Config, *, own_resolver: bool = False
+) -> Policy:
+    """The policy `config` asks for on `network`, tokens resolved to its gateway.
+
+    `own_resolver`: alcatraz's daemon serves the gateway's port 53 (and enforces egress)."""
     return make_policy(
         project_id,
         network,
         allow_all=config.allow_all_lan,
         rules=config.lan_rules,
         proxy=config.proxy,
+        egress=config.egress if own_resolver else None,
+        own_resolver=own_resolver,
     )
 
 
@@ -153,9 +162,16 @@ def prepare_network(
     """
     check_guarantee(app, config, runtime)
     fw = firewall(app, runtime, config)
+    own_resolver = fw is not None and fw.mechanism == "native" and resolver.expected(config)
+    if config.egress is not None and not own_resolver:
+        raise RefusedError(
+            "network.egress needs alcatraz's own resolver and name checker, which run only on "
+            "Linux with alcatraz as root and nftables on this host (not yet through the "
+            "network helper of Docker Desktop or OrbStack); nothing was started",
+            hint="run 'alca up' as root on Linux, or remove [network] egress",
+        )
     if fw is not None and needs_firewall(config):
         _require_helper(app, Helper(app, runtime.executable))
-    own_resolver = fw is not None and fw.mechanism == "native" and resolver.expected(config)
     root = str(config.project_root)
     network, engine_dns = ensure_network(
         app, runtime, project_id, root, engine_dns=not own_resolver
@@ -163,6 +179,12 @@ def prepare_network(
     if own_resolver and engine_dns and creating:
         runtime.network_remove(network.name)
         network, engine_dns = ensure_network(app, runtime, project_id, root, engine_dns=False)
+    if config.egress is not None and engine_dns:
+        raise RefusedError(
+            "network.egress needs alcatraz's resolver on the gateway, but this sandbox's "
+            "network still uses Podman's; nothing was changed",
+            hint="run 'alca down' then 'alca up' to recreate the network",
+        )
     return Network(network, fw, engine_dns, own_resolver)
 
 
@@ -187,14 +209,18 @@ def load_rules(
 ) -> Isolation:
     """Load and verify the rules, start the project's resolver: before the container runs."""
     fw = prepared.firewall
-    policy = policy_for(project_id, prepared.network, config)
+    daemon = prepared.own_resolver and not prepared.engine_dns
+    policy = policy_for(project_id, prepared.network, config, own_resolver=daemon)
     isolation = Isolation(prepared.network, policy, fw)
     if fw is not None:
         table = fw.read()
+        lan = "" if policy.allow_all else hostlan.lan_script(nft.T, policy.key, hostlan.current())
         if not fw.verify(policy, table):
             with app.progress(_applying(policy)):
-                fw.apply(policy, table)
+                fw.apply(policy, table, extra=lan)
                 Helper(app, runtime.executable).persist(fw)
+        elif lan:
+            fw.load(lan)  # the host's LANs as they are now (the daemon keeps them current)
         if isolation.enforced:
             app.step("Network isolation enabled")
         if policy.proxy is not None:
@@ -202,8 +228,11 @@ def load_rules(
     if prepared.own_resolver and prepared.engine_dns:
         # A network created before alcatraz had its own resolver: Podman's serves it.
         app.info("Names resolve through Podman's resolver ('alca down' then 'alca up' to change)")
-    elif prepared.own_resolver:
-        isolation.resolver = resolver.start(str(prepared.network.gateway), state_dir, app.environ)
+    elif daemon:
+        command = list(fw.command) if fw is not None else ["nft"]
+        isolation.resolver = daemon_start(app, config, policy, state_dir, command)
+        if policy.egress is not None:
+            app.step(f"Egress limited to {len(policy.egress)} allowed entries (DNS closed)")
     return isolation
 
 

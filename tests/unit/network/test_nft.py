@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alcatraz.config.netgrammar import parse_lan_access, parse_proxy
+from alcatraz.config.netgrammar.egress import EgressRule
 from alcatraz.network import nft
 from alcatraz.network.firewall import parse_table
 from alcatraz.network.plan import (
@@ -56,9 +57,31 @@ CASES = {
     "proxy-v6": (["[2001:db8::1]:1080"], "[2001:db8::1]:1080"),
     "proxy-allow-all": (["*"], "${alca:HOST_IP}:3128"),
 }
+#: Policies with `network.egress` (the project's own daemon on the gateway).
+EGRESS_CASES = {
+    "egress-empty": (),
+    "egress-names": (
+        EgressRule("example.com", False, None, (), None),
+        EgressRule("example.org", True, None, ("tcp",), (443, 443)),
+        EgressRule(
+            None, False, ipaddress.IPv4Network("203.0.113.0/30"), ("tcp", "udp"), (443, 443)
+        ),
+        EgressRule(None, False, ipaddress.IPv6Network("2001:db8::/32"), (), None),
+    ),
+}
 
 
 def _policy(name: str) -> object:
+    if name in EGRESS_CASES:
+        return make_policy(
+            PROJECT_ID,
+            NETWORK,
+            allow_all=False,
+            rules=(),
+            proxy=None,
+            egress=EGRESS_CASES[name],
+            own_resolver=True,
+        )
     rules, proxy = CASES[name]
     allow_all, parsed = parse_lan_access(rules)
     return make_policy(
@@ -75,7 +98,7 @@ RENDERERS = {
     "": lambda policy: nft.apply_script(policy, {}),
     "guard-": nft.guard_script,
 }
-GOLDEN_CASES = [(prefix, name) for prefix in RENDERERS for name in sorted(CASES)]
+GOLDEN_CASES = [(prefix, name) for prefix in RENDERERS for name in sorted([*CASES, *EGRESS_CASES])]
 
 
 @pytest.mark.parametrize(("prefix", "name"), GOLDEN_CASES)
@@ -298,6 +321,30 @@ def test_persisted_table_keeps_dispatch_but_not_seen_addresses() -> None:
     assert saved.count("{") == saved.count("}")
 
 
+def test_persisted_table_drops_egress_runtime_sets_but_keeps_the_host_lan() -> None:
+    """After a boot nothing passes until the daemon runs: no allowed address, no heartbeat;
+    the last known host LANs stay blocked."""
+    from alcatraz.network.helper import persistable
+
+    def named_set(name: str, elements: str) -> str:
+        return f"\tset {name} {{\n\t\ttype ipv4_addr\n\t\telements = {{ {elements} }}\n\t}}\n"
+
+    dump = (
+        "table inet alcatraz {\n"
+        + named_set("p_x_ea4", "203.0.113.7 timeout 5m expires 4m")
+        + named_set("p_x_ep4", "203.0.113.8 . tcp . 443 timeout 5m expires 4m")
+        + named_set("p_x_ea6", "2001:db8::7 timeout 5m expires 4m")
+        + named_set("p_x_live", '"alca-x" timeout 15s expires 9s')
+        + named_set("p_x_lan4", "198.51.100.0/24")
+        + "}\n"
+    )
+    saved = persistable(dump)
+    for gone in ("203.0.113.7", "203.0.113.8", "2001:db8::7", '"alca-x"'):
+        assert gone not in saved
+    assert "198.51.100.0/24" in saved
+    assert saved.count("{") == saved.count("}")
+
+
 # --- the second layer, inside the sandbox's network namespace -------------------------------
 
 
@@ -342,3 +389,59 @@ def test_allow_all_proxy_tcp_to_ipv4_embedding_prefixes_never_goes_direct() -> N
             if prefix in line and line.endswith("accept") and "tcp" not in line
         ]
         assert not direct, (prefix, direct)
+
+
+# --- egress by name ---------------------------------------------------------------------------
+
+
+def _rules_of(script: str, chain_suffix: str) -> list[str]:
+    return [
+        line
+        for line in script.splitlines()
+        if line.startswith("add rule") and f"_{chain_suffix} " in line
+    ]
+
+
+def test_egress_forward_order_keeps_tcp_to_names_behind_the_checker() -> None:
+    script = nft.apply_script(_policy("egress-names"), {})  # type: ignore[arg-type]
+    fwd = _rules_of(script, "fwd")
+    lan = next(i for i, line in enumerate(fwd) if "@p_0f3a9c1e2b_lan4" in line)
+    live = next(i for i, line in enumerate(fwd) if "!= @p_0f3a9c1e2b_live" in line)
+    cidr = next(i for i, line in enumerate(fwd) if "203.0.113.0/30 tcp dport 443 accept" in line)
+    tcp_drop = next(
+        i
+        for i, line in enumerate(fwd)
+        if "meta l4proto tcp ip daddr @p_0f3a9c1e2b_ea4 counter drop" in line
+    )
+    named_accept = next(
+        i for i, line in enumerate(fwd) if line.endswith("ip daddr @p_0f3a9c1e2b_ea4 accept")
+    )
+    assert lan < live < cidr < tcp_drop < named_accept
+    assert fwd[-1].endswith('counter drop comment "egress: not allowed"')
+    # no unconditional accept of the internet
+    assert not any(line.split("_fwd ", 1)[1].startswith("accept") for line in fwd)
+
+
+def test_egress_redirects_tcp_to_named_addresses_only_to_the_checker() -> None:
+    from alcatraz.network.egress.rules import CHECKER_PORT, MARK
+
+    script = nft.apply_script(_policy("egress-names"), {})  # type: ignore[arg-type]
+    nat = _rules_of(script, "nat")
+    redirects = [line for line in nat if "redirect" in line]
+    assert len(redirects) == 2 and all(
+        line.endswith(f"redirect to :{CHECKER_PORT}") for line in redirects
+    )
+    first_redirect = nat.index(redirects[0])
+    assert all(line.endswith("return") for line in nat[:first_redirect])
+    inp = _rules_of(script, "in")
+    marked = [line for line in inp if f"socket mark {MARK:#x} accept" in line]
+    assert len(marked) == 3  # DNS udp, DNS tcp, the checker
+    assert not any("dport 53 accept" in line for line in inp)
+
+
+def test_without_egress_the_internet_stays_open_but_the_host_lan_is_dropped() -> None:
+    script = nft.apply_script(_policy("default"), {})  # type: ignore[arg-type]
+    fwd = _rules_of(script, "fwd")
+    lan = next(i for i, line in enumerate(fwd) if "@p_0f3a9c1e2b_lan4" in line)
+    assert fwd[-1].split("_fwd ", 1)[1].startswith("accept") and lan < len(fwd) - 1
+    assert "_ea4" not in script and "redirect" not in script

@@ -248,3 +248,33 @@ def test_only_standard_queries_are_relayed(
     assert answer[2] & 0x80  # a response
     assert dnsproxy.refusal(query()) is None
     assert dnsproxy.refusal(query(qtype=28)) is None
+
+
+def test_policy_file_reaches_the_daemon_and_old_records_write_back_identically() -> None:
+    from alcatraz.statefile import IsolationRecord, ResolverEntry
+
+    plain = resolver.record("10.213.7.1", "/state", "/etc/resolv.conf")
+    assert "--policy" not in resolver.argv(plain)
+    assert "policy" not in plain.to_json()
+    assert ResolverEntry.from_json(plain.to_json()) == plain
+    with_policy = plain._replace(policy="/state/daemon-policy.json")
+    argv = resolver.argv(with_policy)
+    assert argv[argv.index("--policy") + 1] == "/state/daemon-policy.json"
+    assert ResolverEntry.from_json(with_policy.to_json()) == with_policy
+    record = IsolationRecord(key="k", resolver=with_policy, egress=True)
+    assert IsolationRecord.from_json(record.to_json()) == record
+    assert "egress" not in IsolationRecord(key="k").to_json()
+
+
+def test_run_refuses_while_the_egress_daemon_is_down(tmp_path: Path) -> None:
+    """With egress, `alca run` never restarts the daemon behind `up`'s back: it refuses."""
+    from alcatraz.errors import RefusedError
+    from alcatraz.sandbox.enter import ensure_resolver
+    from alcatraz.statefile import IsolationRecord
+
+    entry = resolver.record("127.0.0.156", str(tmp_path), "/dev/null")._replace(
+        policy=str(tmp_path / "daemon-policy.json")
+    )
+    with pytest.raises(RefusedError, match="egress daemon"):
+        ensure_resolver(IsolationRecord(key="k", resolver=entry, egress=True))
+    assert not Path(entry.pidfile).exists()  # nothing was started

@@ -104,6 +104,13 @@ def check_names(found: ProjectFindings) -> Check | None:
     if names["state"] == "engine":
         return Check("names", INFO, "the engine's resolver serves the sandbox")
     upstreams = [str(u) for u in names.get("upstreams") or []]
+    if names["state"] != "running" and names.get("egress") is not None:
+        return Check(
+            "names", FAIL,
+            f"the project's egress daemon on {names['listen']} is not running: no name "
+            "resolves and nothing passes (egress fails closed)",
+            "alca up starts it again",
+        )  # fmt: skip
     if names["state"] != "running":
         return Check(
             "names", FAIL,
@@ -116,8 +123,12 @@ def check_names(found: ProjectFindings) -> Check | None:
             "names", FAIL, f"no nameserver in {names['resolv_conf']}: no name resolves inside",
             "fix the host's resolver configuration",
         )  # fmt: skip
+    egress = names.get("egress")
+    limited = "" if egress is None else f"; egress limited to {len(egress)} entries"
     return Check(
-        "names", OK, f"the project's resolver on {names['listen']} asks {', '.join(upstreams)}"
+        "names",
+        OK,
+        f"the project's resolver on {names['listen']} asks {', '.join(upstreams)}{limited}",
     )
 
 

@@ -1,4 +1,4 @@
-"""Grammar of the network settings: `lan-access` rules, published `ports` and the `proxy`.
+"""Grammar of the network settings: `lan-access`, `egress`, `dns`, `ports` and the `proxy`.
 
 Pure parsing, stdlib only, no I/O. The text parsed here ends up in an nft ruleset and in
 container-engine arguments, so each grammar works from a whitelist of characters. Anything
@@ -13,12 +13,22 @@ Differences from upstream (see the reference, §2.6-§2.9):
   IPv4-mapped IPv6, IPv6 zone ids, upper-case protocol prefixes.
 - A bracketed IPv6 proxy host parses (B8). The nft renderer handles the address family.
 
-One module per grammar (`lan`, `ports`, `proxy`) on top of what they share: the first
-checks of any text and port numbers (`lexical`), address literals (`addresses`) and the
-`${alca:NAME}` tokens (`tokens`). Import the public names from this package.
+One module per grammar (`lan`, `egress` with `dns`, `ports`, `proxy`) on top of what they
+share: the first checks of any text and port numbers (`lexical`), address literals
+(`addresses`), the protocol prefix, port range and network of a rule (`parts`), internet
+names (`names`), the blocked ranges (`ranges`) and the `${alca:NAME}` tokens (`tokens`).
+Import the public names from this package.
 """
 
 from alcatraz.config.netgrammar.addresses import IPAddress
+from alcatraz.config.netgrammar.egress import (
+    EgressRule,
+    parse_dns_server,
+    parse_egress,
+    parse_egress_rule,
+    render_dns_server,
+    render_egress_rule,
+)
 from alcatraz.config.netgrammar.lan import (
     Address,
     LanRule,
@@ -47,16 +57,22 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "Address",
     "AlcaToken",
+    "EgressRule",
     "GrammarError",
     "IPAddress",
     "LanRule",
     "PortMapping",
     "ProxyAddress",
+    "parse_dns_server",
+    "parse_egress",
+    "parse_egress_rule",
     "parse_lan_access",
     "parse_lan_rule",
     "parse_port",
     "parse_proxy",
     "port_from_object",
+    "render_dns_server",
+    "render_egress_rule",
     "render_lan_rule",
     "render_port",
     "render_proxy",

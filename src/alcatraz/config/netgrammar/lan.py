@@ -13,15 +13,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Literal, TypeAlias
 
-from alcatraz.config.netgrammar.addresses import IPV4, IPAddress, parse_ipv4, parse_ipv6
+from alcatraz.config.netgrammar.addresses import IPAddress
 from alcatraz.config.netgrammar.lexical import (
     PORT_MAX,
     PORT_MIN,
     GrammarError,
     check_text,
     is_port_number,
-    port_number,
-    within,
+)
+from alcatraz.config.netgrammar.parts import (
+    parse_network,
+    port_range,
+    render_network,
+    split_scheme,
 )
 from alcatraz.config.netgrammar.tokens import AlcaToken, parse_token, resolved_address
 from alcatraz.errors import quote
@@ -33,99 +37,15 @@ _PROTOCOL_SETS: Final[tuple[tuple[str, ...], ...]] = ((), ("tcp",), ("udp",), ("
 # The characters a rule can contain; anything else (such as `;`, quotes or `%`) is rejected
 # before parsing.
 _LAN_CHARS: Final = re.compile(r"[0-9A-Za-z.:/\[\]*${}_-]*")
-_SCHEME_PREFIX: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*|\*):(/*)")
 _LAN_EXAMPLE: Final = '"192.168.1.10:8080", "udp://10.0.0.53:53" or "[fd00::1]:443"'
 
 Address: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network | AlcaToken
 
 
-def _port_range(text: str, whole: str) -> tuple[int, int]:
-    """`N` or `LO-HI` (inclusive, LO <= HI)."""
-    lo_text, sep, hi_text = text.partition("-")
-    if not sep or lo_text == "":
-        value = port_number(text, whole)
-        return (value, value)
-    lo = port_number(lo_text, whole)
-    hi = port_number(hi_text, whole)
-    if lo > hi:
-        raise GrammarError(
-            f"port range {quote(text)} in {quote(whole)} is reversed",
-            f"write the lower port first: {hi}-{lo}",
-        )
-    return (lo, hi)
-
-
-def _prefix_length(text: str, cidr: str, whole: str, maximum: int) -> int:
-    if not re.fullmatch(r"0|[1-9][0-9]{0,2}", text):
-        raise GrammarError(
-            f"invalid prefix length {quote(text)} of {within(cidr, whole)}: "
-            f"expected a number from 0 to {maximum}",
-            "write a CIDR like 192.168.1.0/24 or fd00::/8",
-        )
-    value = int(text)
-    if value > maximum:
-        raise GrammarError(
-            f"prefix length /{value} of {within(cidr, whole)} is out of range 0-{maximum}",
-            "write a CIDR like 192.168.1.0/24 or fd00::/8",
-        )
-    return value
-
-
 def _network(
     text: str, whole: str, *, bracketed: bool
 ) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """An address (a /32 or /128 network) or a CIDR whose host bits are all zero."""
-    host_text, slash, prefix_text = text.partition("/")
-    if "/" in prefix_text:
-        raise GrammarError(
-            f"invalid CIDR {within(text, whole)}: more than one '/'",
-            "write a single prefix length, e.g. 10.0.0.0/8",
-        )
-    if host_text == "":
-        raise GrammarError(
-            f"missing address in {quote(whole)}", f"write an address, e.g. {_LAN_EXAMPLE}"
-        )
-    address: IPAddress
-    if bracketed and ":" not in host_text:
-        if IPV4.fullmatch(host_text):
-            raise GrammarError(
-                f"invalid address {within(text, whole)}: brackets are only for IPv6",
-                f"remove the brackets, e.g. {text}:8080",
-            )
-        raise GrammarError(
-            f"invalid IPv6 address {within(host_text, whole)}",
-            "write an IPv6 address in the brackets, e.g. [fd00::1]:8080",
-        )
-    # The IPv4-mapped check of a CIDR is done on the network, so its hint can be a CIDR.
-    if ":" in host_text:
-        address = parse_ipv6(host_text, whole, allow_mapped=bool(slash))
-    else:
-        address = parse_ipv4(host_text, whole)
-    if not slash:
-        return ipaddress.ip_network((address, address.max_prefixlen))
-    prefix = _prefix_length(prefix_text, text, whole, address.max_prefixlen)
-    try:
-        network = ipaddress.ip_network((address, prefix), strict=True)
-    except ValueError:
-        loose = ipaddress.ip_network((address, prefix), strict=False)
-        raise GrammarError(
-            f"invalid CIDR {within(text, whole)}: host bits are set (its network is {loose})",
-            f"write the network address {quote(str(loose))}, "
-            f"or {quote(str(address))} alone for that single host",
-        ) from None
-    if isinstance(network, ipaddress.IPv6Network):
-        _reject_mapped_network(network, text, whole)
-    return network
-
-
-def _reject_mapped_network(network: ipaddress.IPv6Network, text: str, whole: str) -> None:
-    mapped = network.network_address.ipv4_mapped
-    if mapped is not None and network.prefixlen >= 96:
-        v4 = ipaddress.IPv4Network((mapped, network.prefixlen - 96))
-        raise GrammarError(
-            f"invalid network {within(text, whole)}: IPv4-mapped IPv6 networks are not allowed",
-            f"write the IPv4 form instead: {v4}",
-        )
+    return parse_network(text, whole, bracketed=bracketed, example=_LAN_EXAMPLE)
 
 
 @dataclass(frozen=True)
@@ -199,7 +119,7 @@ def parse_lan_rule(text: str) -> LanRule | Literal["*"]:
         return "*"
     scheme, rest = _split_scheme(text)
     address, port_text = _split_lan_address(rest, text)
-    ports = None if port_text is None or port_text == "*" else _port_range(port_text, text)
+    ports = None if port_text is None or port_text == "*" else port_range(port_text, text)
     if scheme is None:
         if ports is None:
             return LanRule(address, (), None)
@@ -212,28 +132,12 @@ def parse_lan_rule(text: str) -> LanRule | Literal["*"]:
 
 
 def _split_scheme(text: str) -> tuple[str | None, str]:
-    match = _SCHEME_PREFIX.match(text)
-    if match is None:
-        return None, text
-    name, slashes = match.groups()
-    if slashes == "//":
-        if name in _SCHEMES:
-            return name, text[match.end() :]
-        if name.lower() in _SCHEMES:
-            raise GrammarError(
-                f"protocol {quote(name + '://')} in {quote(text)} must be lower case",
-                f"write {quote(name.lower() + '://' + text[match.end() :])}",
-            )
-        raise GrammarError(
-            f"unknown protocol {quote(name)} in {quote(text)}: expected tcp://, udp:// or *://",
-            "use tcp:// or udp:// (or *:// for both), e.g. udp://10.0.0.53:53",
-        )
-    if slashes or name.lower() in ("tcp", "udp"):
-        raise GrammarError(
-            f"malformed protocol prefix in {quote(text)}: expected '://' after the protocol",
-            "write it as tcp://ADDRESS[:PORT], e.g. tcp://192.168.1.10:8080",
-        )
-    return None, text
+    return split_scheme(
+        text,
+        _SCHEMES,
+        "use tcp:// or udp:// (or *:// for both), e.g. udp://10.0.0.53:53",
+        "tcp://192.168.1.10:8080",
+    )
 
 
 def _split_lan_address(rest: str, whole: str) -> tuple[Address, str | None]:
@@ -300,13 +204,7 @@ def _split_lan_address(rest: str, whole: str) -> tuple[Address, str | None]:
 def _render_address(address: Address, *, bracket: bool) -> str:
     if isinstance(address, AlcaToken):
         return str(address)
-    if address.prefixlen == address.max_prefixlen:
-        text = str(address.network_address)
-    else:
-        text = str(address)
-    if bracket and address.version == 6:
-        return f"[{text}]"
-    return text
+    return render_network(address, bracket=bracket)
 
 
 def render_lan_rule(rule: LanRule) -> str:

@@ -45,7 +45,13 @@ def is_port_number(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and PORT_MIN <= value <= PORT_MAX
 
 
-def check_text(text: object, what: str, allowed: re.Pattern[str], example: str) -> str:
+def check_text(
+    text: object,
+    what: str,
+    allowed: re.Pattern[str],
+    example: str,
+    max_length: int = MAX_TEXT_LENGTH,
+) -> str:
     """Reject non-strings, empty text, whitespace, control and foreign characters up front."""
     if not isinstance(text, str):
         raise GrammarError(
@@ -68,10 +74,10 @@ def check_text(text: object, what: str, allowed: re.Pattern[str], example: str) 
             f"{what} {quote(text)} contains a control character",
             f"remove it; a valid value looks like {example}",
         )
-    if len(text) > MAX_TEXT_LENGTH:
+    if len(text) > max_length:
         raise GrammarError(
             f"{what} {quote(text[:60] + '…')} is too long "
-            f"({len(text)} characters, at most {MAX_TEXT_LENGTH})",
+            f"({len(text)} characters, at most {max_length})",
             f"write a single value, e.g. {example}",
         )
     if "%" in text:
