@@ -62,6 +62,7 @@ from tests.lab.names import (
     ALLOWED_NAME,
     APEX4,
     APEX_NAME,
+    BANNER_PORT,
     BLOCKED_NAME,
     CDN4,
     CIDR4,
@@ -179,7 +180,8 @@ def test_allowed_names_connect_others_neither_resolve_nor_connect(
     controls(
         table,
         [["resolve", ALLOWED_NAME], ["resolve", BLOCKED_NAME], ["tcp", UNLISTED4, 7001],
-         ["udp", UNLISTED4, 7001], ["tls", CDN4, ALLOWED_NAME], ["udp", OTHER4, 7001]],
+         ["udp", UNLISTED4, 7001], ["tls", CDN4, ALLOWED_NAME], ["udp", OTHER4, 7001],
+         ["tcp", CDN4, 7001], ["banner", CDN4, BANNER_PORT]],
     )  # fmt: skip
     table.add(
         "control (host): lab DNS answers a fresh name", "PASS", bool(ask(DNS4, unique("c"))[1])
@@ -192,6 +194,8 @@ def test_allowed_names_connect_others_neither_resolve_nor_connect(
             (["resolve", ALLOWED_NAME], "PASS"),
             (["tls", ALLOWED_NAME, ALLOWED_NAME], "PASS"),  # TCP by name
             (["udp", OTHER_NAME, 7001], "PASS"),  # UDP by name
+            (["tcp", ALLOWED_NAME, 7001], "PASS"),  # a line protocol: no name to check
+            (["banner", ALLOWED_NAME, BANNER_PORT], "PASS"),  # the server speaks first
             (["tcp", CIDR4, 7001], "PASS"),  # the CIDR entry: the same lab host as below
             (["udp", CIDR4, 7001], "PASS"),
             (["resolve", BLOCKED_NAME], "BLOCK"),
@@ -202,7 +206,8 @@ def test_allowed_names_connect_others_neither_resolve_nor_connect(
         ],
     )
     assert_resolved(table, results[0], CDN4)
-    reply = json.loads(results[7]["detail"]) if results[7]["ok"] else {}
+    answered = next(r for r in results if r["cmd"][0] == "dns")
+    reply = json.loads(answered["detail"]) if answered["ok"] else {}
     ede = reply.get("ede") or [None, ""]
     table.add("resolver answers NXDOMAIN (rcode 3)", "PASS", reply.get("rcode") == 3, str(reply))
     text = f"alcatraz: {BLOCKED_NAME} is not in [network] egress"

@@ -42,6 +42,7 @@ from tests.lab.matrix import (
 from tests.lab.names import (
     ALLOWED_NAME,
     APEX_NAME,
+    BANNER_PORT,
     BLOCKED_NAME,
     CDN4,
     DNS4,
@@ -305,6 +306,7 @@ def test_egress_lab_answers_as_designed_and_leaves_nothing_behind() -> None:
         for site in (ALLOWED_NAME, BLOCKED_NAME):
             commands += [["tls", CDN4, site], ["http", CDN4, 80, site]]
         for host in EGRESS_HOSTS:
+            commands.append(["banner", host, BANNER_PORT])
             for port in ECHO_PORTS:
                 commands += [["tcp", host, port], ["udp", host, port]]
         results = host_probe(commands)

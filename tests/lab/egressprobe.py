@@ -9,8 +9,10 @@ Prints one JSON list, `{"cmd": [...], "ok": bool, "detail": str}` per command:
 * `dns SERVER NAME PROTO`: one raw A query with EDNS0 (so an Extended DNS Error can come
   back) over udp or tcp to SERVER:53 (`resolv` = the first nameserver of /etc/resolv.conf);
   ok when any reply came; detail is JSON: rcode, answers, ede ([code, text] or null).
-* `tcp HOST PORT` / `udp HOST PORT`: send a token to the lab's echo service; ok when it
-  comes back (HOST may be a name: resolved like any client does).
+* `tcp HOST PORT` / `udp HOST PORT`: send a token line to the lab's echo service; ok when
+  it comes back (HOST may be a name: resolved like any client does).
+* `banner HOST PORT`: connect and send nothing (a protocol where the server speaks first);
+  ok when the lab's banner arrives (a name checker must give up waiting and let it pass).
 * `http HOST PORT NAME`: GET with `Host: NAME`; ok when the lab answered for NAME.
 * `tls HOST NAME`: HTTPS to HOST:443 with SNI and Host NAME; ok when the lab answered for
   NAME (no certificate check: the name checker, not the client, is under test).
@@ -31,6 +33,8 @@ import urllib.request
 from typing import Any
 
 TIMEOUT = 2.5
+#: longer than a name checker waits for a client's first bytes before it gives up (1-2 s)
+BANNER_WAIT = 6.0
 
 
 def resolver_address() -> str:
@@ -117,11 +121,18 @@ def resolve(name: str) -> tuple[bool, str]:
 
 
 def tcp(host: str, port: int) -> tuple[bool, str]:
-    token = secrets.token_hex(8).encode()
+    token = secrets.token_hex(8).encode() + b"\n"
     with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
         sock.sendall(token)
         echoed = sock.recv(64)
-    return echoed == token, echoed.decode("ascii", "replace")
+    return echoed == token, echoed.decode("ascii", "replace").strip()
+
+
+def banner(host: str, port: int) -> tuple[bool, str]:
+    with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+        sock.settimeout(BANNER_WAIT)
+        line = sock.recv(256).decode("ascii", "replace").strip()
+    return line.startswith("LAB-BANNER"), line
 
 
 def udp(host: str, port: int) -> tuple[bool, str]:
@@ -177,6 +188,7 @@ COMMANDS: dict[str, Any] = {
     "dns": lambda server, name, proto: dns(server, name, proto),
     "tcp": lambda host, port: tcp(host, int(port)),
     "udp": lambda host, port: udp(host, int(port)),
+    "banner": lambda host, port: banner(host, int(port)),
     "http": lambda host, port, name: http(host, int(port), name),
     "tls": lambda host, name: tls(host, name),
     "fetch": lambda url: fetch(url),

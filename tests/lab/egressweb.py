@@ -1,12 +1,14 @@
 """The egress lab's hosts: a shared "CDN" address and plain TCP/UDP services (stdlib only).
 
     python3 egressweb.py --tls ADDR --cert CERT --key KEY --echo-port P [--echo-port P ...] \
-        --udp-on ADDR [--udp-on ADDR ...]
+        --udp-on ADDR [--udp-on ADDR ...] --banner-port P
 
 * HTTPS on ADDR:443 (the certificate names every site behind the shared address) and HTTP
   on port 80 of every address of the namespace. Both answer any GET with one line,
   `host=<Host header> sni=<TLS server name or -> addr=<local address>`, so a test can tell
   which site a request reached and that a name checker let it through unchanged.
+* A server-first service on `--banner-port` (every address): `LAB-BANNER <address>` on
+  connect, then echo.
 * TCP echo on every `--echo-port`, every address of the namespace; UDP echo on the same
   ports of each `--udp-on` address, one socket per address, so a reply leaves from the
   address the datagram was sent to (a reply from another address of the namespace would
@@ -88,6 +90,13 @@ class TcpEcho(socketserver.BaseRequestHandler):
             self.request.sendall(data)
 
 
+class Banner(TcpEcho):
+    def handle(self) -> None:
+        local = self.request.getsockname()[0]
+        self.request.sendall(f"LAB-BANNER {local}\r\n".encode())
+        super().handle()
+
+
 class UdpEcho(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         data, sock = self.request
@@ -111,11 +120,13 @@ def main() -> int:
     parser.add_argument("--key", required=True)
     parser.add_argument("--echo-port", type=int, action="append", default=[])
     parser.add_argument("--udp-on", action="append", default=[])
+    parser.add_argument("--banner-port", type=int, required=True)
     args = parser.parse_args()
     any_address = "0.0.0.0"  # noqa: S104 (inside the lab's namespace only)
     servers: list[socketserver.BaseServer] = [
         Web((args.tls, 443), tls_context(args.cert, args.key)),
         Web((any_address, 80), None),
+        ThreadingTcp((any_address, args.banner_port), Banner),
     ]
     for port in args.echo_port:
         servers.append(ThreadingTcp((any_address, port), TcpEcho))

@@ -20,7 +20,7 @@ via 10.79.53.53 (`EGRESS_HOSTS`): a shared "CDN" address for `allowed.alca.test`
 `wild.alca.test` on their own addresses, `short.alca.test` (TTL 2 s) and `long.alca.test`
 (TTL 600 s), an address no name points at, one an egress CIDR entry lists, and a public
 resolver (the lab DNS server again). Every address has HTTP on port 80 and TCP and UDP echo
-on `ECHO_PORTS`.
+on `ECHO_PORTS`, and a server-first banner on `BANNER_PORT`.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ OTHER_NAME, DEEP_NAME, APEX_NAME = "other.alca.test", "deep.wild.alca.test", "wi
 SHORT_NAME, LONG_NAME = "short.alca.test", "long.alca.test"
 SHORT_TTL, LONG_TTL = 2, 600
 ECHO_PORTS = (7001, 7002)
+BANNER_PORT = 7003  # the server speaks first
 EGRESS_HOSTS = (CDN4, OTHER4, WILD4, APEX4, SHORT4, LONG4, UNLISTED4, CIDR4, PUBLIC_DNS4)
 #: (name, address, TTL) the lab answers for the egress hosts
 EGRESS_NAMES = (
@@ -217,6 +218,7 @@ class NamesLab:
             )  # fmt: skip
             ports = [a for port in ECHO_PORTS for a in ("--echo-port", str(port))]
             ports += [a for host in EGRESS_HOSTS for a in ("--udp-on", host)]
+            ports += ["--banner-port", str(BANNER_PORT)]
             self._start(
                 ["ip", "netns", "exec", NS, sys.executable, str(HERE / "egressweb.py"),
                  "--tls", CDN4, "--cert", str(cdn_cert), "--key", str(cdn_key), *ports]
