@@ -74,6 +74,8 @@ from tests.lab.names import (
     LONG_TTL,
     OTHER4,
     OTHER_NAME,
+    PROTO4,
+    PROTO_NAME,
     PUBLIC_DNS4,
     SHORT4,
     SHORT_NAME,
@@ -81,6 +83,7 @@ from tests.lab.names import (
     UNLISTED4,
     WEB4,
     WEB_NAME,
+    WILD4,
     NamesLab,
     ask,
 )
@@ -95,6 +98,7 @@ EGRESS = [
     SHORT_NAME,
     LONG_NAME,
     f"{CIDR4}/32",
+    f"udp://{PROTO_NAME}:7001-7002",
 ]
 EDE_BLOCKED = 15  # RFC 8914 "Blocked"
 DAEMON_MODULE = "alcatraz.network.dnsproxy"
@@ -251,11 +255,13 @@ def test_a_shared_address_passes_only_the_allowed_sni_and_host(guarded: Project)
 def test_wildcard_and_port_entries_behave_as_written(
     egress_lab: NamesLab, guarded: Project
 ) -> None:
-    table = TruthTable(f"[{guarded.engine}] '*.{APEX_NAME}' and '{OTHER_NAME}:7001'")
+    table = TruthTable(
+        f"[{guarded.engine}] '*.{APEX_NAME}', '{OTHER_NAME}:7001', 'udp://{PROTO_NAME}:7001-7002'"
+    )
     controls(
         table,
         [["resolve", DEEP_NAME], ["resolve", APEX_NAME], ["tcp", APEX4, 7001],
-         ["tcp", OTHER4, 7002], ["udp", OTHER4, 7002]],
+         ["tcp", OTHER4, 7002], ["udp", OTHER4, 7002], ["tcp", PROTO4, 7001]],
     )  # fmt: skip
     apex_before = lab_saw(egress_lab, APEX_NAME)
     results = rows(
@@ -273,6 +279,10 @@ def test_wildcard_and_port_entries_behave_as_written(
             (["tcp", OTHER4, 7002], "BLOCK"),
             (["udp", OTHER4, 7002], "BLOCK"),
             (["http", OTHER4, 80, OTHER_NAME], "BLOCK"),
+            (["resolve", PROTO_NAME], "PASS"),
+            (["udp", PROTO_NAME, 7001], "PASS"),  # udp:// and a range: both ends
+            (["udp", PROTO_NAME, 7002], "PASS"),
+            (["tcp", PROTO4, 7001], "BLOCK"),  # udp:// only
         ],
     )
     table.add(
@@ -280,7 +290,7 @@ def test_wildcard_and_port_entries_behave_as_written(
         "PASS",
         lab_saw(egress_lab, APEX_NAME) == apex_before,
     )
-    assert_resolved(table, results[0], "203.0.113.245")
+    assert_resolved(table, results[0], WILD4)
     table.check()
 
 

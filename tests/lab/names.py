@@ -18,7 +18,8 @@ via 10.79.53.53 (`EGRESS_HOSTS`): a shared "CDN" address for `allowed.alca.test`
 `blocked.alca.test` (one HTTPS server whose certificate names both, HTTP answering per Host,
 `egressweb.py`), `other.alca.test`, `deep.wild.alca.test` (`*.wild.alca.test`) and the apex
 `wild.alca.test` on their own addresses, `short.alca.test` (TTL 2 s) and `long.alca.test`
-(TTL 600 s), an address no name points at, one an egress CIDR entry lists, and a public
+(TTL 600 s), `proto.alca.test`, an address no name points at, one an egress CIDR entry
+lists, and a public
 resolver (the lab DNS server again). Every address has HTTP on port 80 and TCP and UDP echo
 on `ECHO_PORTS`, and a server-first banner on `BANNER_PORT`.
 """
@@ -60,14 +61,16 @@ SHORT4 = "203.0.113.247"  # short.alca.test, TTL SHORT_TTL
 LONG4 = "203.0.113.248"  # long.alca.test, TTL LONG_TTL
 UNLISTED4 = "203.0.113.249"  # no name points here
 CIDR4 = "203.0.113.250"  # listed by address in the tests' egress
+PROTO4 = "203.0.113.251"  # proto.alca.test (the tests list it for UDP and two ports only)
 PUBLIC_DNS4 = "203.0.113.53"  # a resolver on a public address (the lab DNS server)
 ALLOWED_NAME, BLOCKED_NAME = "allowed.alca.test", "blocked.alca.test"
 OTHER_NAME, DEEP_NAME, APEX_NAME = "other.alca.test", "deep.wild.alca.test", "wild.alca.test"
 SHORT_NAME, LONG_NAME = "short.alca.test", "long.alca.test"
+PROTO_NAME = "proto.alca.test"
 SHORT_TTL, LONG_TTL = 2, 600
 ECHO_PORTS = (7001, 7002)
 BANNER_PORT = 7003  # the server speaks first
-EGRESS_HOSTS = (CDN4, OTHER4, WILD4, APEX4, SHORT4, LONG4, UNLISTED4, CIDR4, PUBLIC_DNS4)
+EGRESS_HOSTS = (CDN4, OTHER4, WILD4, APEX4, SHORT4, LONG4, UNLISTED4, CIDR4, PROTO4, PUBLIC_DNS4)
 #: (name, address, TTL) the lab answers for the egress hosts
 EGRESS_NAMES = (
     (ALLOWED_NAME, CDN4, 5),
@@ -77,6 +80,7 @@ EGRESS_NAMES = (
     (APEX_NAME, APEX4, 5),
     (SHORT_NAME, SHORT4, SHORT_TTL),
     (LONG_NAME, LONG4, LONG_TTL),
+    (PROTO_NAME, PROTO4, 5),
 )
 RECORDS = (
     f"{WEB_NAME}={WEB4}",
@@ -91,6 +95,7 @@ RECORDS = (
     f"{APEX_NAME}={APEX4}",
     f"{SHORT_NAME}={SHORT4}@{SHORT_TTL}",
     f"{LONG_NAME}={LONG4}@{LONG_TTL}",
+    f"{PROTO_NAME}={PROTO4}",
 )
 HERE = Path(__file__).parent
 Answer = tuple[str, int]  # (address, ttl)
