@@ -223,7 +223,15 @@ def test_allowed_names_connect_others_neither_resolve_nor_connect(
         f"{lab_saw(egress_lab, BLOCKED_NAME) - blocked_before} new queries",
     )
     table.add(f"lab DNS server never saw {never}", "PASS", lab_saw(egress_lab, never) == 0)
+    isolation_current(table, guarded)
     table.check()
+
+
+def isolation_current(table: TruthTable, project: Project) -> None:
+    """`alca status` finds the rules `up` loaded for this config (not "outdated")."""
+    isolation = project.status_json().get("isolation") or {}
+    table.add("alca status: isolation enabled", "PASS", isolation.get("state") == "enabled",
+              str(isolation.get("state")))  # fmt: skip
 
 
 def assert_resolved(table: TruthTable, result: dict[str, Any], address: str) -> None:
@@ -342,6 +350,7 @@ def test_the_directly_connected_non_private_lan_is_blocked(
         table.add(f"the host's default gateway {gateway} in {lan}", "PASS", found, detail)
     if not gateways:
         print("(this host has no default gateway: nothing more to check)")
+    isolation_current(table, open_project)
     table.check()
 
 
@@ -491,6 +500,8 @@ def test_net_log_names_the_refused_name_and_net_allow_proposes_it(
     print(f"$ alca net log\n{log.stdout}{log.stderr}")
     table.add("net log names the refused name", "PASS",
               log.returncode == 0 and BLOCKED_NAME in log.stdout, log.output)  # fmt: skip
+    table.add("net log: the rules are current", "PASS", "Network isolation: enabled" in log.stdout,
+              log.stdout.splitlines()[0] if log.stdout else "")  # fmt: skip
     config = project.root / ".alca.toml"
     before = config.read_bytes()
     asked = project.alca("net", "allow", BLOCKED_NAME)
