@@ -12,7 +12,11 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import socket
+import ssl
 import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,22 @@ from tests.lab.matrix import (
     run_matrix,
     tier_b_cells,
 )
+from tests.lab.names import (
+    ALLOWED_NAME,
+    APEX_NAME,
+    BANNER_PORT,
+    BLOCKED_NAME,
+    CDN4,
+    DNS4,
+    ECHO_PORTS,
+    EGRESS_HOSTS,
+    EGRESS_NAMES,
+    PUBLIC_DNS4,
+    UNLISTED4,
+    WILD4,
+    NamesLab,
+    ask,
+)
 from tests.lab.topology import (
     LAN_HOST4,
     NFT_TABLE,
@@ -53,6 +73,7 @@ pytestmark = pytest.mark.integration
 #: alca carves project networks out of this pool and fails closed for all of it, so a
 #: plain control container must never live there (it would be dropped once isolation is on)
 ALCA_POOL4 = ipaddress.ip_network("10.213.0.0/16")
+EGRESS_PROBE = Path(__file__).parents[1] / "lab" / "egressprobe.py"
 
 
 @dataclass(frozen=True)
@@ -253,3 +274,57 @@ def test_lab_teardown_leaves_nothing_behind(lab_session: Lab, tmp_path: Path) ->
     assert not errors
     assert leftovers() == []
     assert read_sysctl("net.ipv6.conf.all.forwarding") == forwarding
+
+
+def host_probe(commands: list[list[object]]) -> list[dict[str, object]]:
+    """The egress probe run on the host (the positive control of what a sandbox runs)."""
+    done = subprocess.run(
+        [sys.executable, str(EGRESS_PROBE), json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    results: list[dict[str, object]] = json.loads(done.stdout)
+    return results
+
+
+def test_egress_lab_answers_as_designed_and_leaves_nothing_behind() -> None:
+    """The egress lab (issue 15) from the host: every name with its address and TTL, the
+    shared address's two sites by SNI and by Host, the echo services on both ports of every
+    host; then nothing of it is left."""
+    lab = NamesLab().setup()
+    try:
+        assert lab.ca is not None
+        for server in (DNS4, PUBLIC_DNS4):
+            for name, address, ttl in EGRESS_NAMES:
+                assert ask(server, name) == (0, [(address, ttl)]), (server, name)
+        assert ask(DNS4, f"probe-{uuid.uuid4().hex[:8]}.{APEX_NAME}")[1] == [(WILD4, 5)]
+        assert ask(DNS4, "nowhere.alca.test") == (3, [])
+        commands: list[list[object]] = []
+        for site in (ALLOWED_NAME, BLOCKED_NAME):
+            commands += [["tls", CDN4, site], ["http", CDN4, 80, site]]
+        for host in EGRESS_HOSTS:
+            commands.append(["banner", host, BANNER_PORT])
+            for port in ECHO_PORTS:
+                commands += [["tcp", host, port], ["udp", host, port]]
+        results = host_probe(commands)
+        failed = [r for r in results if not r["ok"]]
+        assert not failed, failed
+        print(f"\negress lab from the host: {len(results)} probes passed")
+        # The certificate behind the shared address names both sites (a client that checks).
+        context = ssl.create_default_context(cafile=str(lab.ca))
+        for site in (ALLOWED_NAME, BLOCKED_NAME):
+            with (
+                socket.create_connection((CDN4, 443), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname=site) as tls,
+            ):
+                assert tls.version()
+        # The negative control of the probe: a wrong Host/SNI is not mistaken for a pass.
+        wrong = host_probe([["http", CDN4, 80, "x.alca.test"], ["tcp", UNLISTED4, 9]])
+        assert [r["ok"] for r in wrong] == [True, False], wrong
+        assert lab.leftovers(), "the leftover detector sees nothing while the lab is up"
+    finally:
+        lab.teardown()
+    assert lab.leftovers() == []

@@ -1,10 +1,11 @@
 """A lab DNS server: answers a few `.test` names and logs every query it receives.
 
     python3 dnsserver.py --listen ADDR [--listen ADDR ...] --log FILE \
-        --record NAME=ADDRESS [--record ...]
+        --record NAME=ADDRESS[@TTL] [--record ...]
 
 UDP and TCP on port 53 of each address (IP_FREEBIND). A and AAAA questions for a known
-name get its addresses (TTL 5); any other name gets NXDOMAIN. Every query is one JSON line
+name get its addresses (TTL 5 unless the record gives one: the egress tests need short and
+long ones); any other name gets NXDOMAIN. Every query is one JSON line
 in the log: {"name": ..., "type": ..., "peer": ..., "local": ..., "proto": ...}. Prints
 `READY <pid>` once bound; SIGTERM ends it. Standard library only.
 """
@@ -24,6 +25,15 @@ from typing import Any
 
 IP_FREEBIND = 15
 TYPES = {1: "A", 28: "AAAA"}
+DEFAULT_TTL = 5
+Zone = dict[str, list[tuple[str, int]]]  # name -> [(address, ttl)]
+
+
+def parse_record(text: str) -> tuple[str, str, int]:
+    """`NAME=ADDRESS[@TTL]` -> (name, address, ttl)."""
+    name, value = text.split("=", 1)
+    address, _, ttl = value.partition("@")
+    return name.lower().rstrip("."), address, int(ttl) if ttl else DEFAULT_TTL
 
 
 def parse_question(message: bytes) -> tuple[str, int, int] | None:
@@ -44,7 +54,7 @@ def parse_question(message: bytes) -> tuple[str, int, int] | None:
     return ".".join(labels).lower(), qtype, offset + 4
 
 
-def answer(query: bytes, zone: dict[str, list[str]]) -> tuple[bytes | None, str, int]:
+def answer(query: bytes, zone: Zone) -> tuple[bytes | None, str, int]:
     parsed = parse_question(query)
     if parsed is None:
         return None, "", 0
@@ -54,11 +64,11 @@ def answer(query: bytes, zone: dict[str, list[str]]) -> tuple[bytes | None, str,
     records = []
     known = name if name in zone else "*." + name.split(".", 1)[-1]
     if known in zone:
-        for address in zone[known]:
+        for address, ttl in zone[known]:
             ip = ipaddress.ip_address(address)
             if (qtype == 1 and ip.version == 4) or (qtype == 28 and ip.version == 6):
                 records.append(
-                    b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 5, len(ip.packed)) + ip.packed
+                    b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, ttl, len(ip.packed)) + ip.packed
                 )
         rcode = 0
     else:
@@ -78,7 +88,7 @@ class Log:
             handle.write(json.dumps(record) + "\n")
 
 
-def serve_udp(sock: socket.socket, zone: dict[str, list[str]], log: Log, local: str) -> None:
+def serve_udp(sock: socket.socket, zone: Zone, log: Log, local: str) -> None:
     while True:
         data, peer = sock.recvfrom(4096)
         reply, name, qtype = answer(data, zone)
@@ -88,14 +98,14 @@ def serve_udp(sock: socket.socket, zone: dict[str, list[str]], log: Log, local: 
             sock.sendto(reply, peer)
 
 
-def serve_tcp(sock: socket.socket, zone: dict[str, list[str]], log: Log, local: str) -> None:
+def serve_tcp(sock: socket.socket, zone: Zone, log: Log, local: str) -> None:
     while True:
         conn, peer = sock.accept()
         threading.Thread(target=_tcp_client, args=(conn, peer, zone, log, local),
                          daemon=True).start()  # fmt: skip
 
 
-def _tcp_client(conn: socket.socket, peer: Any, zone: dict[str, list[str]], log: Log,
+def _tcp_client(conn: socket.socket, peer: Any, zone: Zone, log: Log,
                 local: str) -> None:  # fmt: skip
     with conn:
         conn.settimeout(5)
@@ -122,10 +132,10 @@ def main() -> int:
     parser.add_argument("--log", required=True)
     parser.add_argument("--record", action="append", default=[])
     args = parser.parse_args()
-    zone: dict[str, list[str]] = {}
+    zone: Zone = {}
     for item in args.record:
-        name, address = item.split("=", 1)
-        zone.setdefault(name.lower().rstrip("."), []).append(address)
+        name, address, ttl = parse_record(item)
+        zone.setdefault(name, []).append((address, ttl))
     log = Log(args.log)
     threads = []
     for address in args.listen:
