@@ -22,13 +22,14 @@ address no longer connects, instead of waiting 30 s.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
 import time
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -354,6 +355,49 @@ def test_the_directly_connected_non_private_lan_is_blocked(
         print("(this host has no default gateway: nothing more to check)")
     isolation_current(table, open_project)
     table.check()
+
+
+#: A LAN that comes up while a sandbox runs (a veth pair on this host, both ends here; no
+#: packet is sent to it). A /30 of TEST-NET-3, away from the lab's /32s and the bench's /30.
+LATE_LAN = ipaddress.IPv4Network("203.0.113.228/30")
+LATE_VETH = ("alab-late0", "alab-late1")
+
+
+def test_a_lan_that_comes_up_later_is_blocked_within_seconds(open_project: Project) -> None:
+    """The daemon keeps the host-LAN sets current: a new directly connected network is in
+    them within a few seconds, and leaves them when its interface goes."""
+    taken = sh(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout
+    assert not any(
+        ipaddress.ip_network(r["dst"], strict=False).overlaps(LATE_LAN)
+        for r in json.loads(taken or "[]")
+        if r.get("dst", "default") != "default"
+    ), f"{LATE_LAN} is in use on this host: not used"
+    table = TruthTable(f"[{open_project.engine}] a LAN that comes up while the sandbox runs")
+    lan4 = set_name(open_project, "lan4")
+    probe = str(LATE_LAN.network_address + 2)
+    table.add(f"before: {probe} not in {lan4}", "PASS", not set_has(lan4, probe)[0], "")
+    host_end, peer_end = LATE_VETH
+    try:
+        sh(["ip", "link", "add", host_end, "type", "veth", "peer", "name", peer_end])
+        sh(["ip", "addr", "add", f"{LATE_LAN.network_address + 1}/30", "dev", host_end])
+        sh(["ip", "link", "set", peer_end, "up"])
+        sh(["ip", "link", "set", host_end, "up"])
+        seen = _within(8.0, lambda: set_has(lan4, probe)[0])
+        table.add(f"up: {probe} in {lan4} within 8 s", "PASS", seen, "")
+    finally:
+        sh(["ip", "link", "del", host_end])
+    gone = _within(8.0, lambda: not set_has(lan4, probe)[0])
+    table.add(f"down: {probe} out of {lan4} within 8 s", "PASS", gone, "")
+    table.check()
+
+
+def _within(seconds: float, condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.25)
+    return condition()
 
 
 def default_gateways() -> list[str]:
