@@ -60,7 +60,6 @@ from tests.integration.isolation_helpers import (
     sh,
     wait_for,
 )
-from tests.lab.fixtures import lab_session_fixture  # noqa: F401 (the `lab_session` fixture)
 from tests.lab.names import (
     ALLOWED_NAME,
     APEX4,
