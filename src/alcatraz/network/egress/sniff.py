@@ -238,10 +238,13 @@ def _sniff_http(data: bytes) -> Sniffed:
         if rest and not (_LINE_START.match(rest) and _PRINTABLE_LINE.fullmatch(rest)):
             return NO_NAME
         return NEED_MORE
-    parts = _BLANK.split(data[start:line_end].rstrip(b"\r"))
+    line = data[start:line_end].rstrip(b"\r")
+    # Judged by its words: nginx and Python's http.server skip blanks around the line, so
+    # `GET / HTTP/1.1 ` is a request to them, and must not pass as "no name".
+    parts = _BLANK.split(line.strip(b" \t"))
     if len(parts) < 2 or not parts[-1].upper().startswith(b"HTTP/"):
         return NO_NAME
-    if len(parts) != 3:  # a lenient server may still read it: refuse, do not pass it
+    if len(parts) != 3 or _BLANK.split(line) != parts:  # a lenient server may still read it
         return _malformed("HTTP request line")
     method, target, version = parts
     if not _TOKEN.fullmatch(method) or not _VERSION.fullmatch(version):

@@ -233,6 +233,12 @@ def test_every_prefix_of_a_request_needs_more() -> None:
         b"GET / HTTP/1.2\r\nHost: a.example\r\n\r\n",
         b"GET / http/1.1\r\nHost: a.example\r\n\r\n",
         b"G(T / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        # blanks around the request line: lenient servers read the request and its Host
+        b"GET / HTTP/1.1 \r\nHost: evil.example\r\n\r\n",
+        b"GET / HTTP/1.1\t\r\nHost: evil.example\r\n\r\n",
+        b"GET / HTTP/1.1 \nHost: evil.example\n\n",
+        b" GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        b"\tGET / HTTP/1.1 \r\nHost: evil.example\r\n\r\n",
         b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"p" * SNIFF_LIMIT,
         b"\r\n" * (SNIFF_LIMIT // 2),
     ],
