@@ -21,6 +21,10 @@ from dataclasses import dataclass
 SNIFF_LIMIT = 16 * 1024
 
 _HANDSHAKE_RECORD = 0x16
+#: change_cipher_spec, alert, handshake, application_data, heartbeat: a first record of any
+#: of them is TLS (Go's server skips warning alerts before the ClientHello, so an alert
+#: first must not make the hello behind it "no name").
+_RECORD_TYPES = frozenset(range(0x14, 0x19))
 _CLIENT_HELLO = 1
 _RECORD_MAX = 1 << 14
 #: Real clients use one or two records; many tiny ones only cost the checker time.
@@ -57,7 +61,8 @@ def sniff(data: bytes) -> Sniffed:
     data = data[:SNIFF_LIMIT]
     if not data:
         return NEED_MORE
-    result = _sniff_tls(data) if data[0] == _HANDSHAKE_RECORD else _sniff_http(data)
+    tls = data[0] == _HANDSHAKE_RECORD or (data[0] in _RECORD_TYPES and data[1:2] in (b"", b"\x03"))
+    result = _sniff_tls(data) if tls else _sniff_http(data)
     if result.verdict is Verdict.NEED_MORE and len(data) >= SNIFF_LIMIT:
         return _malformed(f"no complete first message within {SNIFF_LIMIT} bytes")
     return result
