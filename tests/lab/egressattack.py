@@ -72,7 +72,7 @@ def hello(host: str, name: str, chunk: int) -> tuple[bool, str]:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for start in range(0, len(data), chunk):
             sock.sendall(data[start : start + chunk])
-            time.sleep(0.002)
+            time.sleep(0.001)
         first = sock.recv(5)
     return first[:1] == b"\x16", f"{len(data)} bytes in {chunk}-byte segments; got {first.hex()}"
 
