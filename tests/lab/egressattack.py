@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import socket
 import ssl
 import struct
@@ -105,6 +106,8 @@ def receive(sock: socket.socket, size: int) -> bytes:
 
 
 def hold(host: str, port: int, count: int, name: str) -> tuple[bool, str]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # Podman's default is 1024
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 64)), hard))
     held: list[socket.socket] = []
     try:
         for _ in range(count):
@@ -112,6 +115,10 @@ def hold(host: str, port: int, count: int, name: str) -> tuple[bool, str]:
                 held.append(socket.create_connection((host, port), timeout=TIMEOUT))
             except OSError:
                 break
+        if len(held) < count:  # out of descriptors: leave a few for the lookup and the GET
+            for sock in held[-8:]:
+                sock.close()
+            del held[-8:]
         resolved = bool(socket.getaddrinfo(name, 80, socket.AF_INET, socket.SOCK_STREAM))
         request = f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode()
         try:
