@@ -42,6 +42,10 @@ def parse_query(wire: bytes) -> Question | None:
         return None
     if message.flags & dns.flags.QR or len(message.question) != 1:
         return None
+    # Records beside the question (OPT and TSIG are kept apart by dnspython) would reach the
+    # upstream with the allowed question: an owner name there is a name never checked.
+    if message.answer or message.authority or message.additional:
+        return None
     question = message.question[0]
     name = question.name.to_text(omit_final_dot=True)
     return Question(name, dns.rdatatype.to_text(question.rdtype), message)

@@ -21,6 +21,10 @@ from dataclasses import dataclass
 SNIFF_LIMIT = 16 * 1024
 
 _HANDSHAKE_RECORD = 0x16
+#: change_cipher_spec, alert, handshake, application_data, heartbeat: a first record of any
+#: of them is TLS (Go's server skips warning alerts before the ClientHello, so an alert
+#: first must not make the hello behind it "no name").
+_RECORD_TYPES = frozenset(range(0x14, 0x19))
 _CLIENT_HELLO = 1
 _RECORD_MAX = 1 << 14
 #: Real clients use one or two records; many tiny ones only cost the checker time.
@@ -57,7 +61,8 @@ def sniff(data: bytes) -> Sniffed:
     data = data[:SNIFF_LIMIT]
     if not data:
         return NEED_MORE
-    result = _sniff_tls(data) if data[0] == _HANDSHAKE_RECORD else _sniff_http(data)
+    tls = data[0] == _HANDSHAKE_RECORD or (data[0] in _RECORD_TYPES and data[1:2] in (b"", b"\x03"))
+    result = _sniff_tls(data) if tls else _sniff_http(data)
     if result.verdict is Verdict.NEED_MORE and len(data) >= SNIFF_LIMIT:
         return _malformed(f"no complete first message within {SNIFF_LIMIT} bytes")
     return result
@@ -238,10 +243,13 @@ def _sniff_http(data: bytes) -> Sniffed:
         if rest and not (_LINE_START.match(rest) and _PRINTABLE_LINE.fullmatch(rest)):
             return NO_NAME
         return NEED_MORE
-    parts = _BLANK.split(data[start:line_end].rstrip(b"\r"))
+    line = data[start:line_end].rstrip(b"\r")
+    # Judged by its words: nginx and Python's http.server skip blanks around the line, so
+    # `GET / HTTP/1.1 ` is a request to them, and must not pass as "no name".
+    parts = _BLANK.split(line.strip(b" \t"))
     if len(parts) < 2 or not parts[-1].upper().startswith(b"HTTP/"):
         return NO_NAME
-    if len(parts) != 3:  # a lenient server may still read it: refuse, do not pass it
+    if len(parts) != 3 or _BLANK.split(line) != parts:  # a lenient server may still read it
         return _malformed("HTTP request line")
     method, target, version = parts
     if not _TOKEN.fullmatch(method) or not _VERSION.fullmatch(version):

@@ -192,6 +192,18 @@ def test_an_unreadable_query_gets_formerr_and_is_not_forwarded(tmp_path: Path) -
     assert reply is not None and reply[3] & 0x0F == dns.rcode.FORMERR
 
 
+def test_an_allowed_question_with_a_record_beside_it_is_not_forwarded(tmp_path: Path) -> None:
+    daemon = guard.load(str(write_policy(tmp_path, 9)), runner=FakeRunner().on("nft"))
+    query = dns.message.make_query("exact.test", "A")
+    query.additional.append(dns.rrset.from_text("data.blocked.test.", 60, "IN", "A", "203.0.113.1"))
+
+    async def forward() -> bytes | None:
+        raise AssertionError("forwarded")
+
+    reply = asyncio.run(daemon.answer(query.to_wire(), forward))
+    assert reply is not None and reply[3] & 0x0F == dns.rcode.FORMERR
+
+
 def test_servfail_when_no_address_could_be_let_in(tmp_path: Path) -> None:
     daemon = guard.load(str(write_policy(tmp_path, 9)), runner=FakeRunner().on("nft", rc=1))
     query = dns.message.make_query("exact.test", "A")

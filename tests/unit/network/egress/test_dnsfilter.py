@@ -44,6 +44,17 @@ def test_not_a_query_is_none() -> None:
     assert parse_query(reply.to_wire()) is None
 
 
+def test_a_query_carrying_records_beside_its_question_is_none() -> None:
+    """An allowed question must not carry another name (or any data) to the upstream."""
+    query = dns.message.make_query("allowed.test", "A", use_edns=0)
+    query.additional.append(
+        dns.rrset.from_text("c2VjcmV0.blocked.test.", 60, "IN", "TXT", '"secret"')
+    )
+    assert parse_query(query.to_wire()) is None
+    padded = dns.message.make_query("allowed.test", "A", use_edns=0, pad=128)
+    assert parse_query(padded.to_wire()) is not None  # the OPT record is not "beside"
+
+
 def test_refusal_is_nxdomain_with_extended_error_15_and_why() -> None:
     wire = make_query("blocked.test")
     question = parse_query(wire)

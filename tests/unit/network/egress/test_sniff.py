@@ -172,6 +172,24 @@ def test_lying_lengths_inside_the_hello_are_malformed_not_a_crash() -> None:
         assert result.verdict in (Verdict.TLS, Verdict.MALFORMED, Verdict.NEED_MORE)
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        record(b"\x01\x5a", kind=0x15),  # a warning alert: Go's server skips it
+        record(b"\x01", kind=0x14),  # change_cipher_spec
+        record(b"\x00" * 8, kind=0x17),  # application data
+        record(b"\x01\x00\x10", kind=0x18),  # heartbeat
+    ],
+)
+def test_another_record_before_the_client_hello_is_malformed(first: bytes) -> None:
+    assert sniff(first + client_hello("evil.example")).verdict is Verdict.MALFORMED
+    assert sniff(first[:1]).verdict is Verdict.NEED_MORE
+
+
+def test_binary_protocols_that_start_like_a_record_type_have_no_name() -> None:
+    assert sniff(b"\x15\x00\x00\x01rest").verdict is Verdict.NO_NAME
+
+
 def test_a_hello_in_many_tiny_records_is_refused() -> None:
     assert sniff(refragment(client_hello("allowed.test"), 4)).verdict is Verdict.MALFORMED
 
@@ -233,6 +251,12 @@ def test_every_prefix_of_a_request_needs_more() -> None:
         b"GET / HTTP/1.2\r\nHost: a.example\r\n\r\n",
         b"GET / http/1.1\r\nHost: a.example\r\n\r\n",
         b"G(T / HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        # blanks around the request line: lenient servers read the request and its Host
+        b"GET / HTTP/1.1 \r\nHost: evil.example\r\n\r\n",
+        b"GET / HTTP/1.1\t\r\nHost: evil.example\r\n\r\n",
+        b"GET / HTTP/1.1 \nHost: evil.example\n\n",
+        b" GET / HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+        b"\tGET / HTTP/1.1 \r\nHost: evil.example\r\n\r\n",
         b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"p" * SNIFF_LIMIT,
         b"\r\n" * (SNIFF_LIMIT // 2),
     ],
