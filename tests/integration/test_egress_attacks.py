@@ -32,7 +32,6 @@ from tests.integration.egress_helpers import (
     set_name,
 )
 from tests.integration.isolation_helpers import Project, Workspace, helper_workspace, sh
-from tests.lab.fixtures import lab_session_fixture  # noqa: F401 (the `lab_session` fixture)
 from tests.lab.names import ALLOWED_NAME, APEX_NAME, BLOCKED_NAME, CDN4, DNS4, NamesLab
 from tests.lab.topology import Lab
 
