@@ -15,6 +15,8 @@ Categories, by the module a test lives in:
 * tests/security/test_*.py: posture checks, filesystem attacks, hostile inputs, data
   safety. A test may attach `changed_files` (an int) with `record_property`.
 * `WORKSPACE` modules: attacks of the hostile workspace (issue 13), counted together.
+* tests/integration/test_egress.py, test_egress_attacks.py: egress by name (issue 15), its
+  acceptance truth tables and the attacks from inside.
 * tests/integration/test_names.py: names resolve only through the project's resolver,
   and the host's CAs reach the sandbox only when asked (issue 12).
 
@@ -37,6 +39,8 @@ SECURITY = {
     "tests/security/test_hostile_input.py": "hostile",
     "tests/security/test_data_safety.py": "data",
     "tests/integration/test_names.py": "names",
+    "tests/integration/test_egress.py": "egress",
+    "tests/integration/test_egress_attacks.py": "egress",
 }
 #: Where the attacks of a hostile workspace live (paths, restarts, protected files, printable
 #: text, presets, `net allow`): one category, whatever module a case is in.
@@ -154,6 +158,7 @@ class Scorecard:
             ("data", _data),
             ("workspace", lambda t: _simple(t, "hostile-workspace attacks contained")),
             ("names", lambda t: _simple(t, "name and CA checks ok")),
+            ("egress", lambda t: _simple(t, "egress checks held")),
         ):
             if name in tallies and (tallies[name].ran or tallies[name].skipped):
                 parts.append(render(tallies[name]))
