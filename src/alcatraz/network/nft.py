@@ -9,6 +9,9 @@ One table, `inet alcatraz`, owned by alcatraz and nobody else:
 - per project, `p_<key>_fwd` (traffic leaving through the host), `p_<key>_in` (traffic to
   the host itself: only DNS to the project gateway and explicit exceptions pass) and, with a
   proxy, `p_<key>_nat`;
+- per project, the sets `egress.rules` declares: the host's own LANs (always, for an
+  isolated project) and, with `network.egress`, the addresses allowed names resolved to and
+  the daemon's heartbeat (filled by the project's daemon, never saved);
 - fail-closed backstops in the base chains: anything from a bridge named `alca-*` or from
   the project address pool that no project chain claimed is dropped.
 
