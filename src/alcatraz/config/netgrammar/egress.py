@@ -26,11 +26,11 @@ from alcatraz.config.netgrammar.lexical import (
     PORT_MIN,
     GrammarError,
     check_text,
-    is_port_number,
     port_number,
 )
 from alcatraz.config.netgrammar.names import MAX_NAME_LENGTH, name_problem, parse_name
 from alcatraz.config.netgrammar.parts import (
+    check_protocols_and_ports,
     parse_network,
     port_range,
     render_network,
@@ -42,7 +42,6 @@ from alcatraz.errors import quote
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _ALL_PORTS: Final = (PORT_MIN, PORT_MAX)
-_PROTOCOL_SETS: Final[tuple[tuple[str, ...], ...]] = ((), ("tcp",), ("udp",), ("tcp", "udp"))
 _SCHEMES: Final = ("tcp", "udp")
 # ASCII that an entry can contain, and any non-ASCII character, so that a Unicode name gets
 # its own message (with the A-label form) instead of "invalid character".
@@ -84,17 +83,7 @@ class EgressRule:
             reason = not_public(self.network)
             if reason:
                 raise ValueError(f"egress network {self.network} {reason}")
-        if self.protocols not in _PROTOCOL_SETS:
-            raise ValueError(f"protocols must be one of {_PROTOCOL_SETS}, not {self.protocols!r}")
-        if self.protocols == ():
-            if self.ports is not None:
-                raise ValueError("a rule for every protocol cannot have ports")
-        elif self.ports is None:
-            raise ValueError("a rule restricted to tcp/udp needs a port range")
-        else:
-            lo, hi = self.ports
-            if not (is_port_number(lo) and is_port_number(hi) and lo <= hi):
-                raise ValueError(f"invalid port range {self.ports!r}")
+        check_protocols_and_ports(self.protocols, self.ports, every="every")
 
 
 def _special_ranges(network: Network) -> tuple[Network, ...]:

@@ -19,9 +19,9 @@ from alcatraz.config.netgrammar.lexical import (
     PORT_MIN,
     GrammarError,
     check_text,
-    is_port_number,
 )
 from alcatraz.config.netgrammar.parts import (
+    check_protocols_and_ports,
     parse_network,
     port_range,
     render_network,
@@ -32,7 +32,6 @@ from alcatraz.errors import quote
 
 _ALL_PORTS: Final = (PORT_MIN, PORT_MAX)
 _SCHEMES: Final = ("tcp", "udp", "*")
-_PROTOCOL_SETS: Final[tuple[tuple[str, ...], ...]] = ((), ("tcp",), ("udp",), ("tcp", "udp"))
 
 # The characters a rule can contain; anything else (such as `;`, quotes or `%`) is rejected
 # before parsing.
@@ -70,17 +69,7 @@ class LanRule:
                 raise ValueError("IPv4-mapped IPv6 networks are not allowed")
         elif not isinstance(address, ipaddress.IPv4Network | AlcaToken):
             raise TypeError(f"address must be a network or AlcaToken, not {address!r}")
-        if self.protocols not in _PROTOCOL_SETS:
-            raise ValueError(f"protocols must be one of {_PROTOCOL_SETS}, not {self.protocols!r}")
-        if self.protocols == ():
-            if self.ports is not None:
-                raise ValueError("a rule for any protocol cannot have ports")
-        elif self.ports is None:
-            raise ValueError("a rule restricted to tcp/udp needs a port range")
-        else:
-            lo, hi = self.ports
-            if not (is_port_number(lo) and is_port_number(hi) and lo <= hi):
-                raise ValueError(f"invalid port range {self.ports!r}")
+        check_protocols_and_ports(self.protocols, self.ports, every="any")
 
     @property
     def family(self) -> int | None:

@@ -13,11 +13,32 @@ from collections.abc import Sequence
 from typing import Final
 
 from alcatraz.config.netgrammar.addresses import IPV4, IPAddress, parse_ipv4, parse_ipv6
-from alcatraz.config.netgrammar.lexical import GrammarError, port_number, within
+from alcatraz.config.netgrammar.lexical import GrammarError, is_port_number, port_number, within
 from alcatraz.errors import quote
 
 _SCHEME_PREFIX: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*|\*):(/*)")
 _CIDR_EXAMPLE: Final = "write a CIDR like 192.168.1.0/24 or fd00::/8"
+#: The protocol sets a rule can hold: every protocol, or TCP and/or UDP with a port range.
+PROTOCOL_SETS: Final[tuple[tuple[str, ...], ...]] = ((), ("tcp",), ("udp",), ("tcp", "udp"))
+
+
+def check_protocols_and_ports(
+    protocols: tuple[str, ...], ports: tuple[int, int] | None, *, every: str
+) -> None:
+    """A rule's L4 part as its constructor must find it (lan-access and egress alike): `()`
+    for every protocol with no ports, else TCP/UDP with a valid range. `every` words the
+    first case in the caller's messages ("any", "every")."""
+    if protocols not in PROTOCOL_SETS:
+        raise ValueError(f"protocols must be one of {PROTOCOL_SETS}, not {protocols!r}")
+    if protocols == ():
+        if ports is not None:
+            raise ValueError(f"a rule for {every} protocol cannot have ports")
+    elif ports is None:
+        raise ValueError("a rule restricted to tcp/udp needs a port range")
+    else:
+        lo, hi = ports
+        if not (is_port_number(lo) and is_port_number(hi) and lo <= hi):
+            raise ValueError(f"invalid port range {ports!r}")
 
 
 def port_range(text: str, whole: str) -> tuple[int, int]:
