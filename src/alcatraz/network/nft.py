@@ -89,13 +89,7 @@ def _rule_matches(rule: LanRule) -> list[str]:
     address = rule.address
     if isinstance(address, AlcaToken):
         raise ValueError("tokens must be resolved before rendering")
-    family = "ip" if address.version == 4 else "ip6"
-    target = f"{family} daddr {address}"
-    if not rule.protocols:
-        return [target]
-    lo, hi = rule.ports or (1, 65535)
-    ports = str(lo) if lo == hi else f"{lo}-{hi}"
-    return [f"{target} {proto} dport {ports}" for proto in rule.protocols]
+    return egress_rules.destination_matches(address, rule.protocols, rule.ports)
 
 
 def policy_digest(policy: Policy) -> str:

@@ -79,21 +79,29 @@ def lan_drops(table: str, chain: str, key: str, seen4: str, seen6: str) -> list[
     ]
 
 
-def _cidr_matches(rule: EgressRule) -> list[str]:
-    network = rule.network
-    if network is None:
-        return []
+def destination_matches(
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    protocols: tuple[str, ...],
+    ports: tuple[int, int] | None,
+) -> list[str]:
+    """nft matches for one destination rule, one per protocol (`()`: every protocol); the
+    `lan-access` rules (`nft`) and the egress CIDRs render through here alike."""
     family = "ip" if network.version == 4 else "ip6"
     target = f"{family} daddr {network}"
-    if not rule.protocols:
+    if not protocols:
         return [target]
-    lo, hi = rule.ports or (1, 65535)
-    ports = str(lo) if lo == hi else f"{lo}-{hi}"
-    return [f"{target} {proto} dport {ports}" for proto in rule.protocols]
+    lo, hi = ports or (1, 65535)
+    span = str(lo) if lo == hi else f"{lo}-{hi}"
+    return [f"{target} {proto} dport {span}" for proto in protocols]
 
 
 def cidr_matches(rules: Iterable[EgressRule]) -> list[str]:
-    return [m for rule in rules for m in _cidr_matches(rule)]
+    return [
+        m
+        for rule in rules
+        if rule.network is not None
+        for m in destination_matches(rule.network, rule.protocols, rule.ports)
+    ]
 
 
 def forward_egress(table: str, chain: str, key: str, rules: tuple[EgressRule, ...]) -> list[str]:
