@@ -219,8 +219,10 @@ def load_rules(
             with app.progress(_applying(policy)):
                 fw.apply(policy, table, extra=lan)
                 Helper(app, runtime.executable).persist(fw)
-        elif lan:
-            fw.load(lan)  # the host's LANs as they are now (the daemon keeps them current)
+        elif lan and not daemon:
+            # Without the project's daemon (which rewrites them every 2 s), the host's LANs
+            # are brought up to date here, on each `up`.
+            fw.load(lan)
         if isolation.enforced:
             app.step("Network isolation enabled")
         if policy.proxy is not None:
