@@ -1,28 +1,48 @@
 #!/usr/bin/env bash
-# Build the Debian test image for alcatraz's integration tests, without a registry.
+# Build a Debian test image for alcatraz's integration tests, without a registry.
 #
-#   debootstrap (minbase, Debian 13 "trixie") -> apt-get install the tools tests use
-#   -> tar -> `docker import` and `podman import` as localhost/alca-test/debian:trixie
+#   build-debian-image.sh [trixie|bookworm]   (default: trixie)
 #
-# Trixie, because its Node.js is 20 (bookworm's 18 is too old for some agents). The image
-# is rebuilt only when its recipe (this file's package list and steps) changes: the
-# recipe's hash is a label on the image, and the root filesystem's tarball is cached in
-# $ALCA_TEST_CACHE/debian-<hash>.tar between runs on the same machine.
+#   debootstrap (minbase) -> apt-get install the suite's packages
+#   -> tar -> `docker import` and `podman import` as localhost/alca-test/debian:SUITE
+#
+# Two suites, chosen for what runs inside (docs/agents.md, "Tested images"):
+#   trixie    Debian stable: curl, Python 3.13, Node.js 20 with npm, git; the Node.js agents
+#             (Gemini CLI declares Node.js >= 20; bookworm's is 18) and the other Debian
+#             tests. Testing (forky, Node.js 24) is not an option: the mirror these machines
+#             reach serves a snapshot whose testing Release file has expired, so apt-get
+#             update fails there, inside a sandbox too.
+#   bookworm  Python 3.11, for aider (aider-chat declares Python < 3.13; trixie's is 3.13);
+#             the preset's own install step adds pipx.
+# An image is rebuilt only when its recipe (the suite, its package list and the build
+# steps) changes: the recipe's hash is a label on the image, and the root filesystem's
+# tarball is cached in $ALCA_TEST_CACHE/debian-<suite>-<hash>.tar between runs on the
+# same machine.
 #
 # Runs as root, non-interactively; needs Debian's package mirror (from the host's apt
 # sources) and nothing else.
 set -Eeuo pipefail
 umask 022
 
-readonly SUITE=trixie
-readonly IMAGE=localhost/alca-test/debian:trixie
+readonly SUITE=${1:-trixie}
+case $SUITE in
+  # What the tests and the Node.js agents run inside: names (getent, from libc-bin), apt,
+  # HTTPS with curl, Python, Node.js with npm (what node:22-bookworm-slim, the presets'
+  # image, gives them), and git.
+  trixie) PACKAGES=(ca-certificates curl python3 nodejs npm git) ;;
+  # What the same image gives a Python agent: the distribution's Python.
+  bookworm) PACKAGES=(ca-certificates python3) ;;
+  *)
+    printf '[build-debian-image] ERROR: unknown suite %q (trixie or bookworm)\n' "$SUITE" >&2
+    exit 2
+    ;;
+esac
+readonly PACKAGES
+readonly IMAGE=localhost/alca-test/debian:$SUITE
 readonly LABEL=org.alcatraz.test.recipe
 readonly CACHE_PARENT=${ALCA_TEST_CACHE:-/var/cache/alcatraz-test}
-# What the tests run inside: names (getent, from libc-bin), apt, HTTPS with curl, Python,
-# Node.js and git.
-readonly PACKAGES=(ca-certificates curl python3 nodejs git)
 
-log() { printf '[build-debian-image] %s\n' "$*"; }
+log() { printf '[build-debian-image %s] %s\n' "$SUITE" "$*"; }
 die() { printf '[build-debian-image] ERROR: %s\n' "$*" >&2; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"

@@ -14,7 +14,8 @@
 #      proxy, cached, symlinked as /usr/local/bin/mutagen
 #   5. local busybox test image, tagged localhost/alca-test/busybox:latest and
 #      as alpine:3.21, alpine:3.20, debian:bookworm-slim in Docker and Podman
-#   6. the Debian test image localhost/alca-test/debian:trixie (build-debian-image.sh),
+#   6. the Debian test images localhost/alca-test/debian:{trixie,bookworm}
+#      (build-debian-image.sh),
 #      kernel modules br_netfilter, nf_tables (best effort)
 #   7. summary
 #
@@ -456,9 +457,19 @@ step_done
 # ---------------------------------------------------------------------------
 # 6. kernel modules (and the Debian test image)
 # ---------------------------------------------------------------------------
-# The Debian image (apt, curl, Python, Node.js, git): its own script, cached by recipe.
-bash "$(dirname "${BASH_SOURCE[0]}")/build-debian-image.sh" 9>&- ||
-  die "building the Debian test image failed"
+# The Debian images (trixie: apt, curl, Python, Node.js with npm, git; bookworm: Python
+# 3.11): their own script, cached by recipe, both at once (mostly waiting on the mirror
+# and dpkg).
+build_images_start=$SECONDS
+pids=()
+for suite in trixie bookworm; do
+  bash "$(dirname "${BASH_SOURCE[0]}")/build-debian-image.sh" "$suite" 9>&- &
+  pids+=("$!")
+done
+for pid in "${pids[@]}"; do
+  wait "$pid" || die "building a Debian test image failed (its log is above)"
+done
+log "   Debian test images ready in $((SECONDS - build_images_start)) s"
 
 step "6/7 kernel modules"
 # On this VM both are built in, /lib/modules does not exist and modprobe fails
@@ -491,7 +502,7 @@ log "   docker server:  $docker_server (client $(docker version --format '{{.Cli
 log "   podman:         $podman_info"
 log "   nft:            $(nft --version 2>/dev/null || echo ?)"
 log "   mutagen:        $(mutagen version) ($MUTAGEN_LINK -> $(readlink -f "$MUTAGEN_LINK"))"
-image_filter='^(localhost/alca-test/busybox|(docker\.io/library/)?alpine|(docker\.io/library/)?debian|localhost/(alpine|debian)):'
+image_filter='^(localhost/alca-test/(busybox|debian)|(docker\.io/library/)?alpine|(docker\.io/library/)?debian|localhost/(alpine|debian)):'
 log "   docker images:  $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E "$image_filter" | sort | tr '\n' ' ')"
 log "   podman images:  $(podman images --format '{{.Repository}}:{{.Tag}}' 9>&- | grep -E "$image_filter" | sort | tr '\n' ' ')"
 log "OK: test environment ready in $((SECONDS - RUN_START)) s"
