@@ -1152,6 +1152,16 @@ RUNTIME = [
     case("trailing-space", cfg('runtime = "docker "'), "unknown runtime", key="runtime"),
 ]
 
+AGENT = [
+    case(
+        "agent-label", cfg('agent = "Claude Code"'), 'invalid agent name "Claude Code"', key="agent"
+    ),
+    case("agent-upper", cfg('agent = "Claude"'), "invalid agent name", key="agent"),
+    case("agent-empty", cfg('agent = ""'), 'invalid agent name ""', key="agent"),
+    case("agent-number", cfg("agent = 1"), "expected a string", key="agent"),
+    case("agent-escape", cfg('agent = "a\\u001b[2J"'), "invalid agent name", key="agent"),
+]
+
 WORKDIR = [
     case("relative", cfg('workdir = "relative"'), "is not an absolute path", key="workdir"),
     case("dot-relative", cfg('workdir = "./w"'), "is not an absolute path", key="workdir"),
@@ -1852,6 +1862,7 @@ CATEGORIES: dict[str, list[Case]] = {
     "dns": DNS,
     "resources": RESOURCES,
     "runtime": RUNTIME,
+    "agent": AGENT,
     "workdir": WORKDIR,
     "image": IMAGE,
     "protected": PROTECTED,

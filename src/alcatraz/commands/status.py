@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from alcatraz.app import App
 from alcatraz.commands.status_report import (
     NOT_FOUND,
+    AgentView,
     ContainerView,
     StatusReport,
     SyncView,
@@ -57,14 +58,18 @@ def gather(app: App) -> StatusReport:
     if project.replaced:
         return StatusReport(True, config_path, replaced=True, runtime_error=REPLACED)
     approved = sandbox.is_approved(config, project)
+    agent = agent_view(config.agent)
     try:
         runtime, reason = resolve_runtime(config.runtime, runner=app.runner, environ=app.environ)
     except AlcaError as error:
-        return StatusReport(True, config_path, approved=approved, runtime_error=error.message)
+        return StatusReport(
+            True, config_path, approved=approved, agent=agent, runtime_error=error.message
+        )
     report = StatusReport(
         True,
         config_path,
         approved=approved,
+        agent=agent,
         runtime=runtime.name,
         runtime_reason=reason,
         project_id=project.project_id,
@@ -72,6 +77,20 @@ def gather(app: App) -> StatusReport:
     if project.project_id is None:
         return replace(report, isolation={"state": "off" if config.allow_all_lan else "none"})
     return _gather_sandbox(app, report, config, project, runtime, project.project_id)
+
+
+def agent_view(name: str | None) -> AgentView | None:
+    """The config's `agent` preset as status shows it (its label and start command)."""
+    from alcatraz.errors import UsageError
+    from alcatraz.init.agents import load_preset
+
+    if name is None:
+        return None
+    try:
+        preset = load_preset(name)
+    except UsageError:  # a name this version does not ship
+        return AgentView(name, name, None)
+    return AgentView(name, preset.label, preset.unrestricted)
 
 
 def _gather_sandbox(

@@ -71,6 +71,20 @@ class SyncView:
         }
 
 
+class AgentView(NamedTuple):
+    """The `agent` preset of the config: its name, label and the command that starts it."""
+
+    name: str
+    label: str
+    start: str | None  # None: not a preset of this alcatraz (a newer config, a typo)
+
+
+def agent_line(agent: AgentView) -> str:
+    if agent.start is None:
+        return f"Agent: {agent.name} (not a preset of this alcatraz version)"
+    return f"Agent: {agent.label}; start it with: {agent.start}"
+
+
 @dataclass(frozen=True)
 class StatusReport:
     """Everything `status` found. It stops at the first thing that is missing: no config,
@@ -80,6 +94,7 @@ class StatusReport:
     config: str = ""
     replaced: bool = False
     approved: bool = False
+    agent: AgentView | None = None  # the config's `agent` preset
     runtime: str | None = None
     runtime_error: str = ""
     runtime_reason: str = ""
@@ -98,6 +113,8 @@ class StatusReport:
         if self.replaced:
             data["replaced"] = True
         data["approved"] = self.approved
+        if self.agent is not None:
+            data["agent"] = self.agent._asdict()
         data["runtime"] = self.runtime
         if self.runtime is None:
             data["runtime_error"] = self.runtime_error
@@ -134,8 +151,10 @@ def render(report: StatusReport) -> list[Line]:
         "Status: Initialized",
         f"Config: {report.config}",
         f"Approved: {'Yes' if report.approved else 'No (run alca trust)'}",
-        "",
     )
+    if report.agent is not None:
+        lines += _lines(agent_line(report.agent))
+    lines += _lines("")
     if report.runtime is None:
         return lines + _lines("Runtime: None available", "", f"Error: {report.runtime_error}")
     lines += _lines(f"Runtime: {report.runtime}", "")

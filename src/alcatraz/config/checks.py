@@ -31,6 +31,7 @@ from alcatraz.errors import ConfigError, quote
 _MEMORY = re.compile(r"(?P<number>\d+(?:\.\d+)?) ?(?P<unit>[bkmgtp])?(?:i?b)?", re.IGNORECASE)
 _UNIT_BYTES: Final = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 MIN_MEMORY_BYTES: Final = 6 << 20  # Docker's own minimum
+_AGENT_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
 _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*")
 _FORBIDDEN_TARGETS: Final = ("/", "/proc", "/sys", "/dev")
 
@@ -203,6 +204,16 @@ def check_runtime(value: str) -> None:
             key="runtime",
             hint=(f'did you mean "{close[0]}"? ' if close else "")
             + 'use "auto", "docker" or "podman"',
+        )
+
+
+def check_agent(value: str) -> None:
+    """A preset's name (not necessarily one this version ships: a config may be newer)."""
+    if not _AGENT_NAME.fullmatch(value):
+        raise ConfigError(
+            f"invalid agent name {quote(value)}",
+            key="agent",
+            hint='write the preset name `alca init --agent` takes, e.g. agent = "claude"',
         )
 
 

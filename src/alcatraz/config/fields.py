@@ -23,6 +23,7 @@ from typing import Any
 from alcatraz.config import model
 from alcatraz.config.caps import normalise_caps
 from alcatraz.config.checks import (
+    check_agent,
     check_container_path,
     check_dns,
     check_egress,
@@ -232,6 +233,7 @@ FIELDS: tuple[Field, ...] = (
         required='add a line such as image = "alpine:3.21" (or run `alca init`)',
         default_origin=True,
     ),
+    Field("agent", "agent", _checked(check_agent), optional=True),
     Field(
         "workdir",
         "workdir",

@@ -41,6 +41,7 @@ class Layer:
     """What one file (or a merge of files) sets; None/empty means "not set"."""
 
     image: str | None = None
+    agent: str | None = None
     workdir: str | None = None
     workdir_exclude: tuple[str, ...] | None = None
     workdir_protect: tuple[str, ...] = ()

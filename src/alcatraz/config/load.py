@@ -66,6 +66,7 @@ class Config:
     egress: tuple[EgressRule, ...] | None = None
     egress_text: tuple[str, ...] | None = None  # as written, for `config show`
     dns: tuple[str, ...] = ()  # canonical resolvers; (): the host's own
+    agent: str | None = None  # the `init --agent` preset, for `status`
 
     @property
     def workdir_mount(self) -> Mount:

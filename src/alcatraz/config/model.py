@@ -20,18 +20,8 @@ import msgspec
 DEFAULT_CAPS: Final = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETUID", "SETGID")
 
 #: Environment passed from the host on creation and refreshed on every `alca run`.
-DEFAULT_ENV_NAMES: Final = (
-    "TERM",
-    "COLORTERM",
-    "LANG",
-    "LC_ALL",
-    "LC_COLLATE",
-    "LC_CTYPE",
-    "LC_MESSAGES",
-    "LC_MONETARY",
-    "LC_NUMERIC",
-    "LC_TIME",
-)
+_LOCALE_PARTS: Final = ("ALL", "COLLATE", "CTYPE", "MESSAGES", "MONETARY", "NUMERIC", "TIME")
+DEFAULT_ENV_NAMES: Final = ("TERM", "COLORTERM", "LANG", *(f"LC_{part}" for part in _LOCALE_PARTS))
 
 DEFAULT_WORKDIR: Final = "/workspace"
 RUNTIMES: Final = ("auto", "docker", "podman")
@@ -282,6 +272,13 @@ class ConfigLayer(_Strict):
         ),
     ] = None
     image: Annotated[str | None, msgspec.Meta(description="Container image (required).")] = None
+    agent: Annotated[
+        str | None,
+        msgspec.Meta(
+            description='The `alca init --agent` preset (e.g. "claude"), for `alca status`.',
+            extra_json_schema={"pattern": "^[a-z][a-z0-9-]*$"},
+        ),
+    ] = None
     workdir: Annotated[
         str | None,
         msgspec.Meta(

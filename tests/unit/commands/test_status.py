@@ -182,3 +182,30 @@ def test_allow_all_with_a_proxy_says_off_and_that_the_proxy_is_loaded() -> None:
         'Network isolation: Off (lan-access = ["*"]: the sandbox may reach your LAN and this '
         "host); transparent proxy rules loaded"
     )
+
+
+def test_the_agent_preset_is_named_with_the_command_that_starts_it() -> None:
+    from dataclasses import replace
+
+    from alcatraz.commands.status import agent_view
+
+    claude = agent_view("claude")
+    assert claude is not None and claude.start == "alca run claude --dangerously-skip-permissions"
+    report = replace(CREATED, project_id=None, isolation={"state": "none"}, agent=claude)
+    assert (
+        f"Approved: Yes\nAgent: {claude.label}; start it with: {claude.start}\n\nRuntime: docker"
+        in text(render(report))
+    )
+    assert report.to_json()["agent"] == {
+        "name": "claude",
+        "label": claude.label,
+        "start": claude.start,
+    }
+    newer = agent_view("some-future-agent")
+    assert newer is not None and newer.start is None
+    unknown = replace(report, agent=newer)
+    assert "Agent: some-future-agent (not a preset of this alcatraz version)" in text(
+        render(unknown)
+    )
+    assert agent_view(None) is None
+    assert "agent" not in CREATED.to_json()

@@ -96,7 +96,7 @@ def test_show_lists_defaults_and_prints_in_table_order(tmp_path: Path) -> None:
     text = render_text(config)
     top = [f for f in FIELDS if not f.table and f.merge is not Merge.PER_NAME]
     positions = [text.index(f"\n{f.name} = ") for f in top if f"\n{f.name} = " in text]
-    assert len(positions) == len(top) - 1  # all but the empty `mounts`
+    assert len(positions) == len(top) - 2  # all but the empty `mounts` and the unset `agent`
     assert positions == sorted(positions)
     assert text.index("\n[network]") < text.index("\n[envs]")
     assert BY_KEY["network.proxy"].optional and "proxy =" not in text

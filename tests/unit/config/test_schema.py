@@ -135,7 +135,7 @@ def test_schema_has_no_null(schema: dict[str, Any]) -> None:
 def test_root_properties_are_the_model_fields(schema: dict[str, Any]) -> None:
     assert list(schema["properties"]) == list(model.known_keys()[""])
     assert set(schema["properties"]) == {
-        "extends", "includes", "image", "workdir", "workdir_exclude", "workdir_protect",
+        "extends", "includes", "image", "agent", "workdir", "workdir_exclude", "workdir_protect",
         "workdir_unprotect", "runtime", "commands", "mounts", "resources", "envs", "network",
         "caps", "hooks",
     }  # fmt: skip
