@@ -66,6 +66,8 @@ class AgentPreset:
     packages: tuple[str, ...] = ()  # extra Debian packages the install step needs
     path: tuple[str, ...] = ()  # extra PATH entries inside the sandbox
     egress: tuple[str, ...] = ()  # internet names the agent needs, on top of the template's
+    #: (NAME, value, why): settings the agent needs inside a sandbox, written to [envs]
+    envs: tuple[tuple[str, str, str], ...] = ()
 
 
 def _files() -> dict[str, Any]:
@@ -176,7 +178,21 @@ def load_preset(name: str) -> AgentPreset:
         packages=_strings(name, data, "packages"),
         path=_strings(name, data, "path"),
         egress=_egress(name, data),
+        envs=_envs(name, data),
     )
+
+
+def _envs(name: str, data: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    items = data.get("envs", [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise _broken(name, "envs must be an array of tables")
+    envs = tuple(
+        (_text(name, i, "name"), _text(name, i, "value"), _text(name, i, "why")) for i in items
+    )
+    bad = [n for n, _, _ in envs if not _VARIABLE.fullmatch(n)]
+    if bad:
+        raise _broken(name, "invalid variable names " + ", ".join(bad))
+    return envs
 
 
 def _egress(name: str, data: Mapping[str, Any]) -> tuple[str, ...]:
@@ -298,7 +314,16 @@ def template_for(
     agent = templates.TEMPLATES["agent"]
     mount_lines, notes = _mount_lines(preset, environ)
     path = ":".join([*preset.path, "/root/.npm-global/bin", "$PATH"])
+    settings = [
+        line
+        for env_name, value, why in preset.envs
+        for line in (
+            *(f"# {part}" for part in textwrap.wrap(why, 90)),
+            f"{env_name} = {templates.toml_string(value)}",
+        )
+    ]
     env_lines = (
+        *settings,
         "# API keys are passed by name from your shell, when the container is created and on every",
         "# `alca run`; their values are never written here. Unset variables are skipped.",
         *(
@@ -323,6 +348,7 @@ def template_for(
         mount_lines=tuple(mount_lines),
         env_lines=env_lines,
         egress=egress_for(preset),
+        agent=preset.name,
     )
     return template, notes
 

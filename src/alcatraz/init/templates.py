@@ -61,6 +61,7 @@ class Template:
     mount_lines: tuple[str, ...] = ()  # raw TOML lines (entries, comments) after `mounts`
     env_lines: tuple[str, ...] = ()  # raw TOML lines after `envs`
     egress: tuple[str, ...] | None = None  # `[network] egress`; None: not written (open)
+    agent: str | None = None  # the preset's name, written as `agent` for `alca status`
 
 
 _RUN_NOTE: Final = "`alca run CMD` runs this, then CMD on the line after it"
@@ -126,6 +127,11 @@ _AGENT_UP: Final = (
     "apt-get update\n"
     "apt-get install -y --no-install-recommends \\\n"
     "  ca-certificates curl git jq less procps ripgrep unzip\n"
+    "# a git identity for the agent's commits (the project's .git/config is read-only\n"
+    "# inside); set your own once with: alca run git config --global user.name ...\n"
+    "git config --global user.name >/dev/null || git config --global user.name 'Agent (alcatraz)'\n"
+    "git config --global user.email >/dev/null ||\n"
+    "  git config --global user.email agent@alcatraz.invalid\n"
     "mkdir -p /root/.npm-global/bin\n"
     "if ! grep -qsF '/root/.npm-global/bin' ~/.bashrc; then\n"
     "  echo 'export PATH=\"/root/.npm-global/bin:$PATH\"' >> ~/.bashrc\n"
@@ -320,6 +326,10 @@ def render(template: Template, *, schema_line: str) -> str:
         parts.append(_comments(template.intro) + "\n")
     parts.append(_comments(template.image_comment))
     parts.append(f"image = {toml_string(template.image)}\n")
+    if template.agent:
+        parts.append(
+            f"# The agent preset (`alca status` names it)\nagent = {toml_string(template.agent)}\n"
+        )
     parts.append(
         "# Hidden from the container (the project is then synced rather than bind-mounted)\n"
         f"workdir_exclude = {_array(template.workdir_exclude)}\n"

@@ -51,7 +51,13 @@ PROMISED: dict[str, dict[str, tuple[str, bool]]] = {
         "/root/.aider.model.metadata.json": (HOST, True),
     },
     "opencode": {
-        "/root/.config/opencode": (HOST, True),
+        # opencode writes its config directory on every start (issue 16): private, with the
+        # user's files read-only on top
+        "/root/.config/opencode": (PRIVATE, False),
+        "/root/.config/opencode/opencode.json": (HOST, True),
+        "/root/.config/opencode/AGENTS.md": (HOST, True),
+        "/root/.config/opencode/agent": (HOST, True),
+        "/root/.config/opencode/command": (HOST, True),
         "/root/.local/share/opencode": (PRIVATE, False),
         "/root/.local/share/opencode/auth.json": (LOGIN, False),
     },
@@ -144,6 +150,7 @@ def test_preset_writes_a_config_that_loads_with_the_promised_mounts(
     assert run_init(app, "--agent", name) == ExitCode.OK
     config = load_config(app.cwd, environ=app.environ, cwd=app.cwd)
     assert config.image == "node:22-bookworm-slim"
+    assert config.agent == name  # `alca status` names it
     home_mount, *extra = config.mounts
     assert home_mount.target == "/root" and not home_mount.readonly
     home = Path(app.environ["HOME"])
@@ -155,6 +162,8 @@ def test_preset_writes_a_config_that_loads_with_the_promised_mounts(
         assert config.envs[key].value == "${" + key + "}"
         assert config.envs[key].override_on_enter
     preset = agents.load_preset(name)
+    for env_name, value, _why in preset.envs:  # plain settings, written as values
+        assert config.envs[env_name].value == value
     assert config.up is not None and preset.install in config.up.command
     assert config.enter is not None and "/root/.npm-global/bin" in config.enter.command
     text = (app.cwd / ".alca.toml").read_text()
@@ -430,3 +439,9 @@ def test_writable_agent_config_is_found(
         assert paths == set()
     else:
         assert agents.host_path(exposed, environ) in paths
+
+
+def test_gemini_trusts_the_workspace_inside_the_sandbox() -> None:
+    """Without it `gemini -p` refuses to run in /workspace (found by tests/integration)."""
+    envs = {n: v for n, v, _ in agents.load_preset("gemini").envs}
+    assert envs == {"GEMINI_CLI_TRUST_WORKSPACE": "true"}
