@@ -36,11 +36,17 @@ from tests.integration.agent_helpers import AGENTS, AgentCase, first_screen  # n
 from tests.integration.isolation_helpers import ALCA, Project, Workspace  # noqa: E402
 
 LIMIT = 120.0
+POLL = 0.05  # the screen is read every 50 ms: the figures' resolution
 
 
 def _screen(argv: list[str], case: AgentCase, project: Project) -> float:
     watched = first_screen(
-        argv, case.screen, cwd=project.root, env=project.ws.env(**{case.key: "bench"}), limit=LIMIT
+        argv,
+        case.screen,
+        cwd=project.root,
+        env=project.ws.env(**{case.key: "bench"}),
+        limit=LIMIT,
+        poll=POLL,
     )
     if not watched.matched:
         raise SystemExit(f"{case.name}: no first screen within {LIMIT} s:\n{watched.output}")

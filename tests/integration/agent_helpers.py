@@ -190,7 +190,13 @@ def run_until(
 
 
 def first_screen(
-    argv: Sequence[str], pattern: str, *, cwd: Path, env: Mapping[str, str], limit: float
+    argv: Sequence[str],
+    pattern: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    limit: float,
+    poll: float = 0.5,
 ) -> Watched:
     """The rendered screen of `argv` in a 120x36 terminal (tmux), once `pattern` is on it.
 
@@ -220,7 +226,7 @@ def first_screen(
                 screen = shown.stdout
                 if wanted.search(screen) or "[exited " in screen:
                     break
-                time.sleep(0.5)
+                time.sleep(poll)
         finally:
             subprocess.run([*base, "kill-server"], capture_output=True, timeout=30)
     return Watched(bool(wanted.search(screen)), screen, time.monotonic() - started)
