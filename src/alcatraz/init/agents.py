@@ -358,6 +358,7 @@ _NEVER_MOUNTED: Final = (
     "~/.claude.json",
     "~/.claude/plugins",
     "~/.gemini/extensions",
+    "~/.config/opencode/plugins",
     "~/.local/share/opencode/bin",
     "~/.cache/opencode",
 )
