@@ -50,6 +50,20 @@ class Agent:
     commands: str  # a directory of command files
     login: str
     payload: str  # what the agent writes into the settings
+    private_name: str = ""  # the ${alca:PRIVATE} directory at `target` (default: `name`)
+    login_dir: str = ""  # the login's directory under HOME (default: `config_dir`)
+    login_target: str = ""  # and inside (default: `target`)
+
+    @property
+    def private(self) -> str:
+        return self.private_name or self.name
+
+    def login_host(self, home: Path) -> Path:
+        return home / (self.login_dir or self.config_dir) / self.login
+
+    @property
+    def login_inside(self) -> str:
+        return f"{self.login_target or self.target}/{self.login}"
 
 
 AGENTS = {
@@ -85,6 +99,21 @@ AGENTS = {
         "oauth_creds.json",
         json.dumps({"mcpServers": {"x": {"command": "id"}}}),
     ),
+    # opencode writes its config directory itself, so the preset makes it private with the
+    # user's files read-only on top (issue 16); the login lives in its data directory.
+    "opencode": Agent(
+        "opencode",
+        ".config/opencode",
+        "/root/.config/opencode",
+        "opencode.json",
+        "AGENTS.md",
+        "commands",
+        "auth.json",
+        json.dumps({"mcp": {"x": {"type": "local", "command": ["id"]}}}),
+        private_name="opencode-config",
+        login_dir=".local/share/opencode",
+        login_target="/root/.local/share/opencode",
+    ),
 }
 
 
@@ -94,7 +123,9 @@ def host_config(home: Path, agent: Agent) -> Path:
     (directory / agent.settings).write_text("{}\n" if agent.settings.endswith("json") else "\n")
     (directory / agent.instructions).write_text("be careful\n")
     (directory / agent.commands / "review.md").write_text("review the diff\n")
-    (directory / agent.login).write_text('{"token": "host"}\n')
+    login = agent.login_host(home)
+    login.parent.mkdir(parents=True, exist_ok=True)
+    login.write_text('{"token": "host"}\n')
     return directory
 
 
@@ -150,15 +181,16 @@ def attack(agent: Agent) -> str:
 
 
 def write_login(project: Project, agent: Agent, text: str) -> None:
-    done = project.sh(f"printf '%s' '{text}' > {agent.target}/{agent.login}")
+    done = project.sh(f"printf '%s' '{text}' > {agent.login_inside}")
     assert done.returncode == 0, str(done)
 
 
 def assert_untouched(before: dict[str, bytes | None], directory: Path, agent: Agent) -> None:
     after = tree_snapshot(directory)
-    after.pop(agent.login)
     expected = dict(before)
-    expected.pop(agent.login)
+    if not agent.login_dir:  # the login is in the directory: the one file that may change
+        after.pop(agent.login)
+        expected.pop(agent.login)
     assert after == expected
     for name in (agent.settings, agent.instructions, agent.commands):
         assert not (directory / name).is_symlink()
@@ -170,6 +202,7 @@ CASES = [
     pytest.param("claude", True, id="claude-sync"),
     pytest.param("codex", False, id="codex-bind"),
     pytest.param("gemini", False, id="gemini-bind"),
+    pytest.param("opencode", False, id="opencode-bind"),
 ]
 
 
@@ -188,12 +221,12 @@ def test_agent_cannot_change_host_agent_config_but_stays_logged_in(
         assert done.returncode == 0, f"{round_}: {done}"
         assert_untouched(before, directory, agent)
         # The private directory took the agent's own writes, not the user's home.
-        private_dir = private.private_root(project.alca_home, project.root) / agent.name
+        private_dir = private.private_root(project.alca_home, project.root) / agent.private
         assert (private_dir / "private-note").read_text() == "mine\n", round_
         assert not (directory / "private-note").exists()
         # The login stays writable, and a write from inside reaches the host.
         write_login(project, agent, f"refreshed {round_}")
-        assert (directory / agent.login).read_text() == f"refreshed {round_}", round_
+        assert agent.login_host(projects.home).read_text() == f"refreshed {round_}", round_
         restarted = engine_cli(projects.engine, "restart", project.container_name, timeout=120)
         assert restarted.returncode == 0, restarted.stderr
         assert project.container_running()
