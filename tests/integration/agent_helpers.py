@@ -41,7 +41,8 @@ class AgentCase:
     api_error: str  # what the agent prints when its API cannot be reached
     key: str  # an API-key variable of the preset, passed by name
     screen: str  # on the first screen of `alca run <command>` under a TTY
-    installed: str  # what the preset's install step prints when it installs the agent
+    # what the preset's install step prints when it installs the agent (npm's, by default)
+    installed: str = r"added \d+ packages?"
     login: str = "{}\n"  # the host login file, as the agent writes it (no real account here)
 
     def __str__(self) -> str:
@@ -58,7 +59,6 @@ AGENTS: tuple[AgentCase, ...] = (
         api_error=r"API Error: .*(reach|connect)",
         key="ANTHROPIC_API_KEY",
         screen=r"Welcome to Claude Code",
-        installed=r"added \d+ packages?",
     ),
     AgentCase(
         name="codex",
@@ -69,7 +69,6 @@ AGENTS: tuple[AgentCase, ...] = (
         key="OPENAI_API_KEY",
         # logged in with an API key: its prompt, or first whether to trust the folder
         screen=r"Welcome to Codex|Trust this folder|OpenAI Codex \(v\d",
-        installed=r"added \d+ packages?",
         # what `codex login --with-api-key` writes
         login='{\n  "auth_mode": "apikey",\n  "OPENAI_API_KEY": "sk-alca-test-login"\n}\n',
     ),
@@ -81,7 +80,6 @@ AGENTS: tuple[AgentCase, ...] = (
         api_error=r"fetch failed|Attempt \d+ failed",
         key="GEMINI_API_KEY",
         screen=r"Gemini CLI v\d|Tips for getting started",
-        installed=r"added \d+ packages?",
     ),
     AgentCase(
         name="aider",
@@ -103,7 +101,6 @@ AGENTS: tuple[AgentCase, ...] = (
         api_error=r"AI_APICallError|Cannot connect",
         key="ANTHROPIC_API_KEY",
         screen=r"Ask anything",
-        installed=r"added \d+ packages?",
     ),
 )
 

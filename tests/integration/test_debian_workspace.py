@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.integration.isolation_helpers import Project, Workspace, helper_workspace
+from tests.integration.isolation_helpers import Project, Workspace, helper_workspace, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -68,13 +66,11 @@ def inside(project: Project, script: str) -> str:
     return done.stdout
 
 
-def wait_for(path: Path) -> bool:
-    deadline = time.monotonic() + SYNC_WAIT
-    while time.monotonic() < deadline:
-        if path.exists():
-            return True
-        time.sleep(0.5)
-    return False
+def host_log(project: Project) -> str:
+    shown = subprocess.run(
+        ["git", "-C", str(project.root), "log", "--oneline"], capture_output=True, text=True
+    )
+    return shown.stdout
 
 
 def test_the_excluded_secret_is_not_inside(project: Project) -> None:
@@ -91,15 +87,8 @@ def test_git_commits_inside_and_the_host_sees_them(project: Project) -> None:
         "git -c user.name=agent -c user.email=agent@example.invalid commit -qm 'agent commit'",
     )
     assert "agent commit" in inside(project, "cd /workspace && git log --oneline")
-    deadline = time.monotonic() + SYNC_WAIT
-    log = ""
-    while time.monotonic() < deadline and "agent commit" not in log:
-        shown = subprocess.run(
-            ["git", "-C", str(project.root), "log", "--oneline"], capture_output=True, text=True
-        )
-        log = shown.stdout
-        time.sleep(0.5)
-    assert "agent commit" in log, log
+    synced = wait_for(lambda: "agent commit" in host_log(project), SYNC_WAIT, step=0.5)
+    assert synced, host_log(project)
 
 
 def test_npm_install_through_the_isolation_and_back_to_the_host(project: Project) -> None:
@@ -109,5 +98,6 @@ def test_npm_install_through_the_isolation_and_back_to_the_host(project: Project
         "node -e \"console.log(require('is-number')(5))\"",
     )
     assert output.strip() == "true", output
-    assert wait_for(project.root / "node_modules" / "is-number" / "package.json")
+    installed = project.root / "node_modules" / "is-number" / "package.json"
+    assert wait_for(installed.exists, SYNC_WAIT, step=0.5)
     assert "is-number" in (project.root / "package.json").read_text()
