@@ -49,6 +49,12 @@ class App:
     def home(self) -> Path:
         return alca_home(dict(self.environ))
 
+    @property
+    def facts_home(self) -> Path | None:
+        """Where engine facts may be cached (`runtime.engine_facts`): the home, but None
+        when the runner is a stand-in, whose answers belong to no real engine."""
+        return self.home if type(self.runner) is SubprocessRunner else None
+
     # -- output ---------------------------------------------------------------------------
     # Every line goes through `printable_lines`: text interpolated from the workspace, the
     # engine or Mutagen can never act on the terminal (names get `printable` where built).

@@ -33,6 +33,13 @@ def log_command(argv: Sequence[str]) -> None:
         sys.stderr.flush()
 
 
+def log_request(text: str) -> None:
+    """An engine API request under `ALCA_DEBUG`, beside the commands `log_command` shows."""
+    if debug_enabled():
+        sys.stderr.write("→ Engine API: " + printable_lines(text) + "\n")
+        sys.stderr.flush()
+
+
 @dataclass(frozen=True)
 class Result:
     """What a finished command returned."""

@@ -104,7 +104,9 @@ def _runtimes(app: App) -> list[Runtime]:
     found: list[Runtime] = []
     for name in names:
         try:
-            runtime, _ = resolve_runtime(name, runner=app.runner, environ=app.environ)
+            runtime, _ = resolve_runtime(
+                name, runner=app.runner, environ=app.environ, home=app.facts_home
+            )
         except AlcaError:
             continue
         found.append(runtime)

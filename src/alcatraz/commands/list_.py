@@ -35,7 +35,9 @@ def main(args: argparse.Namespace, app: App) -> int:
             configured = load_config(root, environ=app.environ, cwd=app.cwd).runtime
         except AlcaError:
             configured = "auto"  # listing must not depend on this project's config
-    runtime, _ = resolve_runtime(configured, runner=app.runner, environ=app.environ)
+    runtime, _ = resolve_runtime(
+        configured, runner=app.runner, environ=app.environ, home=app.facts_home
+    )
     containers = runtime.list_by_label(LABEL_PROJECT_ID)
     rows = [
         {

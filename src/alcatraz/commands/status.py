@@ -60,7 +60,9 @@ def gather(app: App) -> StatusReport:
     approved = sandbox.is_approved(config, project)
     agent = agent_view(config.agent)
     try:
-        runtime, reason = resolve_runtime(config.runtime, runner=app.runner, environ=app.environ)
+        runtime, reason = resolve_runtime(
+            config.runtime, runner=app.runner, environ=app.environ, home=app.facts_home
+        )
     except AlcaError as error:
         return StatusReport(
             True, config_path, approved=approved, agent=agent, runtime_error=error.message

@@ -9,8 +9,8 @@ from both engines. The subclasses in `docker.py` and `podman.py` only override w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
 
 from alcatraz.errors import AlcaError
 from alcatraz.proc import CommandFailed, Result
@@ -22,11 +22,15 @@ from alcatraz.runtime.cli_output import (
     is_no_such_image,
     is_no_such_network,
     parse_inspect,
+    parse_inspect_objects,
+    parse_network,
     parse_network_list,
 )
 
 if TYPE_CHECKING:
     from alcatraz.proc import Runner
+    from alcatraz.runtime.api_queries import ApiQueries
+    from alcatraz.runtime.engine_facts import FactsCache
 
 __all__ = [
     "CliRuntime",
@@ -36,6 +40,8 @@ __all__ = [
     "mount_arg",
     "parse_inspect",
 ]
+
+_T = TypeVar("_T")
 
 PROBE_TIMEOUT: Final = 10.0
 """`version`/`info` must answer quickly; a daemon that hangs counts as unavailable."""
@@ -49,11 +55,37 @@ class CliRuntime:
 
     STATES: ClassVar[Mapping[str, ContainerState]] = CONTAINER_STATES
     VERSION_FORMAT: ClassVar[str] = "{{.Version}}"
+    LIBPOD: ClassVar[bool] = False  # Podman's native API endpoints answer in its CLI's shapes
 
     def __init__(self, executable: str, name: str, runner: Runner):
         self.executable = executable
         self.name = name
         self.runner = runner
+        #: Facts cached per daemon identity (`engine_facts`); None = ask every time.
+        self.facts: FactsCache | None = None
+        #: Queries through the API socket, set once it answered; None = the CLI.
+        self.api: ApiQueries | None = None
+
+    def use_facts(self, facts: FactsCache, *, api: bool) -> None:
+        """Cache facts in `facts`; with `api`, query through its socket when it answers."""
+        self.facts = facts
+        if api and facts.socket:
+            from alcatraz.runtime.api_queries import ApiQueries
+
+            self.api = ApiQueries(facts.socket, libpod=self.LIBPOD)
+
+    def _api_call(self, ask: Callable[[ApiQueries], list[_T]]) -> list[_T] | None:
+        """`ask(api)`; None without an API socket, or once it stopped answering (the CLI
+        then gives the same answers)."""
+        if self.api is None:
+            return None
+        from alcatraz.runtime.engine_api import ApiUnavailable
+
+        try:
+            return ask(self.api)
+        except ApiUnavailable:
+            self.api = None
+            return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(executable={self.executable!r}, name={self.name!r})"
@@ -75,7 +107,10 @@ class CliRuntime:
         return result.stdout.strip()
 
     def available(self) -> bool:
-        """Installed and answering within `PROBE_TIMEOUT`."""
+        """Installed and answering within `PROBE_TIMEOUT` (its API socket's ping, if any)."""
+        if self._api_call(lambda api: [True] if api.ping() else []):
+            return True
+        self.api = None
         try:
             return bool(self.version())
         except AlcaError:  # not installed, non-zero exit, or timeout
@@ -218,6 +253,9 @@ class CliRuntime:
         """One `container inspect` for all names; missing ones are left out, not errors."""
         if not names:
             return []
+        found = self._api_call(lambda api: [api.container(name) for name in names])
+        if found is not None:
+            return parse_inspect_objects([f for f in found if f is not None], self.STATES)
         result = self._run(["container", "inspect", *names])
         if not result.ok and not is_no_such_container(result.stderr):
             raise CommandFailed(result, f"{self.name}: container inspect failed")
@@ -232,7 +270,14 @@ class CliRuntime:
         return None
 
     def list_by_label(self, label: str) -> list[ContainerInfo]:
-        """All containers (any state) carrying `label` ("key" or "key=value"), by name."""
+        """All containers (any state) carrying `label` ("key" or "key=value"), by name.
+
+        Through the API from the listing alone (one request for any number of projects):
+        only id, name, state, image, labels, networks and creation time are filled in.
+        """
+        listed = self._api_call(lambda api: api.containers_by_label(label, self.STATES))
+        if listed is not None:
+            return sorted(listed, key=lambda info: info.name)
         result = self._checked(
             ["ps", "-a", "--no-trunc", "--filter", f"label={label}", "--format", "{{.ID}}"]
         )
@@ -319,6 +364,9 @@ class CliRuntime:
         return info
 
     def network_inspect(self, name: str) -> NetworkInfo | None:
+        raw = self._api_call(lambda api: [api.network(check_name(name))])
+        if raw is not None:
+            return None if raw[0] is None else parse_network(raw[0])
         result = self._run(["network", "inspect", "--", check_name(name)])
         if not result.ok:
             if is_no_such_network(result.stderr):
@@ -333,6 +381,9 @@ class CliRuntime:
             raise CommandFailed(result, f"{self.name}: network rm failed")
 
     def networks(self) -> list[NetworkInfo]:
+        every = self._api_call(lambda api: api.networks())
+        if every is not None:
+            return [parse_network(raw) for raw in every]
         names = self._checked(["network", "ls", "--format", "{{.Name}}"]).stdout.split()
         if not names:
             return []

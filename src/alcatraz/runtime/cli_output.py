@@ -143,8 +143,15 @@ def parse_inspect(
         raise AlcaError(f"could not parse the engine's inspect output: {exc}") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise AlcaError("unexpected inspect output: expected a JSON list of objects")
+    return parse_inspect_objects(data, states)
+
+
+def parse_inspect_objects(
+    items: list[Mapping[str, Any]], states: Mapping[str, ContainerState] | None = None
+) -> list[ContainerInfo]:
+    """`parse_inspect` for objects already decoded (the API's replies)."""
     table = CONTAINER_STATES if states is None else states
-    return [_parse_one(item, table) for item in data]
+    return [_parse_one(item, table) for item in items]
 
 
 def parse_network(raw: Mapping[str, Any]) -> NetworkInfo:

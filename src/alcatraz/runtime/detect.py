@@ -22,11 +22,15 @@ from typing import TYPE_CHECKING, Final
 from alcatraz.errors import AlcaError, UnavailableError, UsageError, quote
 from alcatraz.proc import SubprocessRunner
 from alcatraz.runtime.docker import DockerRuntime, is_orbstack
+from alcatraz.runtime.engine_facts import FactsCache, api_enabled
 from alcatraz.runtime.podman import PodmanRuntime
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from alcatraz.proc import Runner
     from alcatraz.runtime.base import Runtime
+    from alcatraz.runtime.cli_compat import CliRuntime
 
 __all__ = ["ENGINES", "RUNTIME_ENV", "clear_cache", "resolve_runtime"]
 
@@ -47,7 +51,7 @@ _PODMAN_HINTS: Final = {
 }
 
 _default_runner: Runner | None = None
-_cache: dict[tuple[str, str, str], tuple[Runner, Runtime, str]] = {}
+_cache: dict[tuple[str, str, str, str], tuple[Runner, Runtime, str]] = {}
 
 
 def clear_cache() -> None:
@@ -70,32 +74,54 @@ def _name_orbstack(docker: DockerRuntime, platform: str) -> DockerRuntime:
     return docker
 
 
-def _explicit(choice: str, why: str, runner: Runner, platform: str) -> tuple[Runtime, str]:
+class _Engines:
+    """Makes the engines' runtimes, each with its facts cache when there is a home for it."""
+
+    def __init__(self, runner: Runner, environ: Mapping[str, str], home: Path | None) -> None:
+        self.runner, self.environ, self.home = runner, environ, home
+        self.api = home is not None and api_enabled(environ)
+
+    def _with_facts(self, runtime: CliRuntime) -> None:
+        if self.home is not None:
+            runtime.use_facts(FactsCache(self.home, runtime.executable, self.environ), api=self.api)
+
+    def docker(self) -> DockerRuntime:
+        docker = DockerRuntime(self.runner)
+        self._with_facts(docker)
+        return docker
+
+    def podman(self) -> PodmanRuntime:
+        podman = PodmanRuntime(self.runner)
+        self._with_facts(podman)
+        return podman
+
+
+def _explicit(choice: str, why: str, engines: _Engines, platform: str) -> tuple[Runtime, str]:
     if choice == "docker":
-        docker = DockerRuntime(runner)
+        docker = engines.docker()
         if docker.available():
             return _name_orbstack(docker, platform), why
         raise UnavailableError(f"Docker not available ({why})", hint=_hint(_DOCKER_HINTS, platform))
-    podman = PodmanRuntime(runner)
+    podman = engines.podman()
     if podman.available():
         return podman, why
     raise UnavailableError(f"Podman not available ({why})", hint=_hint(_PODMAN_HINTS, platform))
 
 
-def _auto(runner: Runner, platform: str) -> tuple[Runtime, str]:
+def _auto(engines: _Engines, platform: str) -> tuple[Runtime, str]:
     where = _PLATFORM_NAMES.get(platform, platform)
     if platform == "linux":
-        podman = PodmanRuntime(runner)
+        podman = engines.podman()
         if podman.available():
             return podman, "auto: Podman found on Linux"
-        docker = DockerRuntime(runner)
+        docker = engines.docker()
         if docker.available():
             return _name_orbstack(docker, platform), "auto: Podman not available, using Docker"
         raise UnavailableError(
             "no container runtime available: neither Podman nor Docker found",
             hint=_hint(_PODMAN_HINTS, platform) + "\nor " + _hint(_DOCKER_HINTS, platform),
         )
-    docker = DockerRuntime(runner)
+    docker = engines.docker()
     if docker.available():
         _name_orbstack(docker, platform)
         label = "Docker" if docker.name == "Docker" else f"Docker ({docker.name})"
@@ -105,22 +131,24 @@ def _auto(runner: Runner, platform: str) -> tuple[Runtime, str]:
     )
 
 
-def _choose(configured: str, env_value: str, runner: Runner, platform: str) -> tuple[Runtime, str]:
+def _choose(
+    configured: str, env_value: str, engines: _Engines, platform: str
+) -> tuple[Runtime, str]:
     if configured in ENGINES:
-        return _explicit(configured, f"configured runtime={configured}", runner, platform)
+        return _explicit(configured, f"configured runtime={configured}", engines, platform)
     if configured not in ("", "auto"):
         raise UsageError(
             f"unknown runtime {quote(configured)}: expected auto, docker or podman",
             hint='set runtime = "auto", "docker" or "podman"',
         )
     if env_value in ENGINES:
-        return _explicit(env_value, f"{RUNTIME_ENV}={env_value}", runner, platform)
+        return _explicit(env_value, f"{RUNTIME_ENV}={env_value}", engines, platform)
     if env_value not in ("", "auto"):
         raise UsageError(
             f"{RUNTIME_ENV}={quote(env_value)} is not a runtime: expected docker, podman or auto",
             hint=f"unset {RUNTIME_ENV}, or set it to docker or podman",
         )
-    return _auto(runner, platform)
+    return _auto(engines, platform)
 
 
 def resolve_runtime(
@@ -129,11 +157,13 @@ def resolve_runtime(
     platform: str = sys.platform,
     runner: Runner | None = None,
     environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
 ) -> tuple[Runtime, str]:
     """The engine to use and the reason, e.g. "auto: Podman found on Linux".
 
     `configured` is the config's `runtime` value. Raises `UnavailableError` (with a hint on
-    starting or installing the engine) when the chosen engine does not answer.
+    starting or installing the engine) when the chosen engine does not answer. With `home`
+    (`App.facts_home`), engine facts are cached there and queries may use the API socket.
     """
     global _default_runner
     if runner is None:
@@ -143,10 +173,11 @@ def resolve_runtime(
     if environ is None:
         environ = os.environ
     env_value = environ.get(RUNTIME_ENV, "")
-    key = (configured, platform, env_value)
+    key = (configured, platform, env_value, str(home or ""))
     cached = _cache.get(key)
     if cached is not None and cached[0] is runner:
         return cached[1], cached[2]
-    runtime, reason = _choose(configured, env_value, runner, platform)
+    engines = _Engines(runner, environ, home)
+    runtime, reason = _choose(configured, env_value, engines, platform)
     _cache[key] = (runner, runtime, reason)
     return runtime, reason

@@ -54,10 +54,16 @@ class DockerRuntime(CliRuntime):
         self._facts: tuple[str, str] | None = None
 
     def _engine_facts(self) -> tuple[str, str]:
-        """(security options, operating system) as JSON text, asked once per command."""
+        """(security options, operating system) as JSON text: once per daemon identity."""
         if self._facts is None:
-            result = self._checked(["info", "--format", self.FACTS_FORMAT], timeout=PROBE_TIMEOUT)
-            options, _, system = result.stdout.strip("\n").partition("\t")
+            text = self.facts.get("info") if self.facts is not None else None
+            if text is None:
+                args = ["info", "--format", self.FACTS_FORMAT]
+                text = self._checked(args, timeout=PROBE_TIMEOUT).stdout.strip("\n")
+                rootless_from_security_options(text.partition("\t")[0])  # never cache junk
+                if self.facts is not None:
+                    self.facts.put("info", text)
+            options, _, system = text.partition("\t")
             self._facts = (options, system)
         return self._facts
 

@@ -39,6 +39,7 @@ class PodmanRuntime(CliRuntime):
         "stopped": ContainerState.STOPPED,
     }
     VERSION_FORMAT: ClassVar[str] = "{{.Version}}"
+    LIBPOD: ClassVar[bool] = True
 
     def __init__(
         self, runner: Runner, *, executable: str = "podman", init_path: str | None = None
@@ -63,15 +64,20 @@ class PodmanRuntime(CliRuntime):
         return ["rm", "-f", "-t", "0", check_name(name)]
 
     def is_rootless(self) -> bool:
-        """Root running a local Podman is rootful by definition; otherwise ask (~200 ms)."""
+        """Root running a local Podman is rootful by definition; otherwise ask (~200 ms, once
+        per engine identity)."""
         import os
 
         if os.geteuid() == 0 and not self.runner_env_remote():
             return False
-        result = self._checked(
-            ["info", "--format", "{{.Host.Security.Rootless}}"], timeout=PROBE_TIMEOUT
-        )
-        answer = result.stdout.strip()
+        answer = self.facts.get("rootless") if self.facts is not None else None
+        if answer is None:
+            result = self._checked(
+                ["info", "--format", "{{.Host.Security.Rootless}}"], timeout=PROBE_TIMEOUT
+            )
+            answer = result.stdout.strip()
+            if self.facts is not None and answer in ("true", "false"):
+                self.facts.put("rootless", answer)
         if answer not in ("true", "false"):
             raise AlcaError(
                 f"could not tell whether Podman runs rootless: `podman info` printed {answer!r}",

@@ -117,7 +117,7 @@ def engine_for(app: App, configured: str, project_state: ProjectState | None = N
     configured one ("auto" detects). Raises `UnavailableError` when none can be used."""
     recorded = recorded_engine(project_state) if project_state is not None else None
     runtime, _reason = resolve_runtime(
-        recorded or configured, runner=app.runner, environ=app.environ
+        recorded or configured, runner=app.runner, environ=app.environ, home=app.facts_home
     )
     return runtime
 
