@@ -1,5 +1,5 @@
 """`python -m alcatraz` is the same as `alca`."""
 
-from alcatraz.cli import main
+from alcatraz.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -213,16 +213,15 @@ def load_rules(
     policy = policy_for(project_id, prepared.network, config, own_resolver=daemon)
     isolation = Isolation(prepared.network, policy, fw)
     if fw is not None:
-        table = fw.read()
-        lan = "" if policy.allow_all else hostlan.lan_script(nft.T, policy.key, hostlan.current())
+        table = fw.read_project(policy.key)
         if not fw.verify(policy, table):
             with app.progress(_applying(policy)):
-                fw.apply(policy, table, extra=lan)
+                fw.apply(policy, table, extra=_lan_script(policy))
                 Helper(app, runtime.executable).persist(fw)
-        elif lan and not daemon:
+        elif not daemon and not policy.allow_all:
             # Without the project's daemon (which rewrites them every 2 s), the host's LANs
             # are brought up to date here, on each `up`.
-            fw.load(lan)
+            fw.load(_lan_script(policy))
         if isolation.enforced:
             app.step("Network isolation enabled")
         if policy.proxy is not None:
@@ -236,6 +235,13 @@ def load_rules(
         if policy.egress is not None:
             app.step(f"Egress limited to {len(policy.egress)} allowed entries (DNS closed)")
     return isolation
+
+
+def _lan_script(policy: Policy) -> str:
+    """The host-LAN sets' elements (reading the routes costs ~10 ms: only when loaded)."""
+    if policy.allow_all:
+        return ""
+    return hostlan.lan_script(nft.T, policy.key, hostlan.current())
 
 
 def _applying(policy: Policy) -> str:

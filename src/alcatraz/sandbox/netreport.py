@@ -45,8 +45,8 @@ def report(
     if not command:
         return {**result, "state": "missing"}
     fw = Firewall(app.runner, command)
-    table = fw.read()
     policy = _expected_policy(project_id, record, config)
+    table = fw.read_project(policy.key, seen=True)
     network = policy.network
     fwd, inp, _ = nft.chain_names(policy.key)
     seen4, seen6 = nft.seen_sets(policy.key)
