@@ -9,7 +9,9 @@
 # Steps:
 #   1. apt packages (docker.io podman runc nftables ...), skipped when present
 #   2. dockerd, started detached if `docker info` fails
-#   3. Podman drop-in config: runc runtime + default ulimits (quirks of this VM)
+#   3. Podman drop-in config: runc runtime + default ulimits (quirks of this VM);
+#      rootful Podman's API service on /run/podman/podman.sock, started detached if
+#      its socket does not answer (pid in /run/alca-test-podman-api.pid)
 #   4. Mutagen v0.18.1 (CLI + linux_amd64 agent bundle) built from the Go module
 #      proxy, cached, symlinked as /usr/local/bin/mutagen
 #   5. local busybox test image, tagged localhost/alca-test/busybox:latest and
@@ -27,7 +29,8 @@
 # Files it may create or change (nothing else):
 #   /etc/containers/containers.conf.d/50-alcatraz-test.conf
 #   /usr/local/bin/mutagen (symlink; an existing non-symlink is never replaced)
-#   /var/log/alca-test-dockerd.log, $ALCA_TEST_CACHE/...
+#   /var/log/alca-test-dockerd.log, /var/log/alca-test-podman-api.log,
+#   /run/alca-test-podman-api.pid, /run/podman/podman.sock, $ALCA_TEST_CACHE/...
 #   /usr/sbin/policy-rc.d only while apt runs, and only if it did not exist
 #   images in Docker's and Podman's local stores (names above)
 
@@ -42,6 +45,9 @@ readonly MUTAGEN_LINK=/usr/local/bin/mutagen
 readonly DOCKERD_LOG=/var/log/alca-test-dockerd.log
 readonly PODMAN_DROPIN_DIR=/etc/containers/containers.conf.d
 readonly PODMAN_DROPIN=$PODMAN_DROPIN_DIR/50-alcatraz-test.conf
+readonly PODMAN_SOCKET=/run/podman/podman.sock
+readonly PODMAN_API_LOG=/var/log/alca-test-podman-api.log
+readonly PODMAN_API_PID=/run/alca-test-podman-api.pid
 readonly IMAGE_NAME=localhost/alca-test/busybox:latest
 readonly IMAGE_ALIASES=(alpine:3.21 alpine:3.20 debian:bookworm-slim)
 readonly IMAGE_LABEL=org.alcatraz.test.recipe
@@ -257,6 +263,39 @@ grep -F 'Merged system config' "$TMP_DIR/podman-info.err" | grep -qF "$PODMAN_DR
 [[ $podman_runtime == runc ]] ||
   die "podman uses OCI runtime '$podman_runtime', not runc, although $PODMAN_DROPIN says so"
 log "   podman reads the drop-in; runtime: $podman_runtime"
+
+# Rootful Podman's API service: `alca up` records the socket and `alca run` execs through it
+# (docs/performance.md). No systemd here, so it is started like dockerd: detached, every
+# inherited descriptor closed, its pid kept for the tests. `--time=0`: it never idles out.
+podman_api_ok() {
+  python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+s.connect(sys.argv[1])
+s.sendall(b"GET /_ping HTTP/1.1\r\nHost: podman\r\nConnection: close\r\n\r\n")
+sys.exit(0 if s.recv(64).startswith(b"HTTP/1.1 200") else 1)' "$PODMAN_SOCKET" >/dev/null 2>&1 </dev/null
+}
+if podman_api_ok; then
+  log "   podman's API already answers on $PODMAN_SOCKET"
+else
+  mkdir -p "$(dirname "$PODMAN_SOCKET")"
+  log "   starting podman system service on $PODMAN_SOCKET (log: $PODMAN_API_LOG)"
+  setsid python3 -c 'import os, sys; os.closerange(3, 65536); os.execvp(sys.argv[1], sys.argv[1:])' \
+    podman system service --time=0 "unix://$PODMAN_SOCKET" \
+    >>"$PODMAN_API_LOG" 2>&1 </dev/null 9>&- &
+  podman_api_pid=$!
+  deadline=$((SECONDS + 30))
+  until podman_api_ok; do
+    if ! kill -0 "$podman_api_pid" 2>/dev/null; then
+      tail -n 30 "$PODMAN_API_LOG" >&2 || true
+      die "podman system service exited during start-up (see $PODMAN_API_LOG)"
+    fi
+    ((SECONDS < deadline)) || die "podman's API does not answer after 30 s (see $PODMAN_API_LOG)"
+    sleep 0.2
+  done
+  echo "$podman_api_pid" >"$PODMAN_API_PID"
+  log "   podman's API answers (pid $podman_api_pid)"
+fi
 step_done
 
 # ---------------------------------------------------------------------------

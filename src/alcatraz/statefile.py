@@ -18,123 +18,20 @@ annotations` here: `NamedTuple` would compile each field's annotation string (~0
 
 from typing import Any, Final, NamedTuple
 
-from alcatraz.errors import AlcaError
+from alcatraz.statereader import STATE_FIX, Reader, StateFileError, is_int
+
+__all__ = [  # STATE_FIX and StateFileError keep being imported from here
+    "STATE_FIX",
+    "STATE_VERSION",
+    "IsolationRecord",
+    "ProjectState",
+    "ResolverEntry",
+    "RunSpec",
+    "StateFileError",
+]
 
 #: The layout `to_json` writes. Version 1 is the layout of the untyped code, unchanged.
 STATE_VERSION: Final = 1
-#: The fix every state file error suggests (the file is alcatraz's, never the project's).
-STATE_FIX: Final = (
-    "move the file aside and run 'alca up' to start afresh ('alca cleanup' then removes "
-    "the old sandbox)"
-)
-
-
-class StateFileError(AlcaError):
-    """A state file alcatraz cannot read: not JSON, a key of the wrong type, too new."""
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string"}.get(
-        type(value), "a list" if isinstance(value, list) else "an object"
-    )
-
-
-class _Reader:
-    """Reads the keys of one JSON object, naming the file and the key path in errors."""
-
-    __slots__ = ("data", "file", "prefix")
-
-    def __init__(self, data: object, file: str, prefix: str = "") -> None:
-        if not isinstance(data, dict):
-            where = f"key {prefix.rstrip('.')}" if prefix else "the file"
-            raise StateFileError(
-                f"state file {file}: {where} should be an object, not {_type_name(data)}",
-                hint=STATE_FIX,
-            )
-        self.data: dict[str, Any] = data
-        self.file = file
-        self.prefix = prefix
-
-    def fail(self, key: str, expected: str) -> StateFileError:
-        value = self.data.get(key)
-        return StateFileError(
-            f"state file {self.file}: key {self.prefix}{key} should be {expected}, "
-            f"not {_type_name(value)}",
-            hint=STATE_FIX,
-        )
-
-    def text(self, key: str, default: str = "") -> str:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise self.fail(key, "a string")
-        return value
-
-    def optional_text(self, key: str) -> str | None:
-        return self.text(key) if self.data.get(key) is not None else None
-
-    def flag(self, key: str) -> bool:
-        value = self.data.get(key)
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            raise self.fail(key, "true or false")
-        return value
-
-    def number(self, key: str, default: int) -> int:
-        value = self.data.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.fail(key, "a whole number")
-        return value
-
-    def numbers(self, key: str, length: int) -> tuple[int, ...] | None:
-        """A list of exactly `length` whole numbers (device/inode pairs), or None."""
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not (
-            isinstance(value, list) and len(value) == length and all(_is_int(v) for v in value)
-        ):
-            raise self.fail(key, f"a list of {length} whole numbers")
-        return tuple(value)
-
-    def texts(self, key: str) -> tuple[str, ...] | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, "a list of strings")
-        return tuple(value)
-
-    def table(self, key: str) -> dict[str, Any] | None:
-        """An object whose values belong to another module (the drift snapshot)."""
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.fail(key, "an object")
-        return value
-
-    def text_table(self, key: str) -> dict[str, str]:
-        value = self.table(key) or {}
-        if not all(isinstance(v, str) for v in value.values()):
-            raise self.fail(key, "an object of strings")
-        return dict(value)
-
-    def child(self, key: str) -> "_Reader | None":
-        value = self.data.get(key)
-        if value is None:
-            return None
-        return _Reader(value, self.file, f"{self.prefix}{key}.")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class ResolverEntry(NamedTuple):
@@ -148,7 +45,7 @@ class ResolverEntry(NamedTuple):
 
     @classmethod
     def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> "ResolverEntry":
-        read = _Reader(data, file, prefix)
+        read = Reader(data, file, prefix)
         for key in ("listen", "pidfile", "log"):
             if not isinstance(read.data.get(key), str):
                 raise read.fail(key, "a string")
@@ -187,7 +84,7 @@ class IsolationRecord(NamedTuple):
     def from_json(
         cls, data: object, file: str = "state.json", prefix: str = ""
     ) -> "IsolationRecord":
-        read = _Reader(data, file, prefix)
+        read = Reader(data, file, prefix)
         resolver = read.child("resolver")
         return cls(
             network=read.text("network"),
@@ -228,15 +125,15 @@ class IsolationRecord(NamedTuple):
         return data
 
 
-def _inside(read: _Reader) -> tuple[int, int | None] | None:
+def _inside(read: Reader) -> tuple[int, int | None] | None:
     value = read.data.get("inside")
     if value is None:
         return None
     if not (
         isinstance(value, list)
         and len(value) == 2
-        and _is_int(value[0])
-        and (value[1] is None or _is_int(value[1]))
+        and is_int(value[0])
+        and (value[1] is None or is_int(value[1]))
     ):
         raise read.fail("inside", "a list [pid, start time] of whole numbers")
     return (value[0], value[1])
@@ -257,10 +154,12 @@ class RunSpec(NamedTuple):
     override_envs: dict[str, str] = {}  # noqa: RUF012 - never mutated; the JSON is rebuilt
     stamps: tuple[Stamp, ...] = ()
     isolation: IsolationRecord | None = None
+    #: The engine's API socket, recorded by `up` only when it answered there; "" = the CLI.
+    api_socket: str = ""
 
     @classmethod
     def from_json(cls, data: object, file: str = "state.json", prefix: str = "") -> "RunSpec":
-        read = _Reader(data, file, prefix)
+        read = Reader(data, file, prefix)
         for key in ("executable", "container", "workdir", "project_root"):
             if not isinstance(read.data.get(key), str):
                 raise read.fail(key, "a string")
@@ -278,10 +177,11 @@ class RunSpec(NamedTuple):
                 if isolation is None
                 else IsolationRecord.from_json(isolation.data, file, isolation.prefix)
             ),
+            api_socket=read.text("api_socket"),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        written = {
             "isolation": None if self.isolation is None else self.isolation.to_json(),
             "executable": self.executable,
             "container": self.container,
@@ -291,9 +191,12 @@ class RunSpec(NamedTuple):
             "override_envs": dict(self.override_envs),
             "stamps": [list(stamp) for stamp in self.stamps],
         }
+        if self.api_socket:  # absent when unused: a version 1 file round-trips unchanged
+            written["api_socket"] = self.api_socket
+        return written
 
 
-def _stamps(read: _Reader) -> tuple[Stamp, ...]:
+def _stamps(read: Reader) -> tuple[Stamp, ...]:
     value = read.data.get("stamps")
     if value is None:
         return ()
@@ -301,8 +204,8 @@ def _stamps(read: _Reader) -> tuple[Stamp, ...]:
         isinstance(s, list)
         and len(s) == 3
         and isinstance(s[0], str)
-        and _is_int(s[1])
-        and _is_int(s[2])
+        and is_int(s[1])
+        and is_int(s[2])
         for s in value
     ):
         raise read.fail("stamps", "a list of [path, mtime_ns, size]")
@@ -352,7 +255,7 @@ class ProjectState(NamedTuple):
 
     @classmethod
     def from_json(cls, data: object, file: str = "state.json") -> "ProjectState":
-        read = _Reader(data, file)
+        read = Reader(data, file)
         version = read.number("version", 1)  # files always carried it; 1 if not
         if version > STATE_VERSION or version < 1:
             raise StateFileError(

@@ -41,6 +41,18 @@ def test_run_path_imports_nothing_heavy() -> None:
     assert len(loaded) < 40, sorted(loaded)
 
 
+def test_the_engine_api_exec_adds_only_its_own_modules() -> None:
+    """`alca run` over the engine's socket loads the client on top of the run path: no
+    `socket` (its enums and `selectors`), no `http.client`, no `urllib`, only `_socket`."""
+    base = _modules_after("import alcatraz.cli, alcatraz.sandbox.enter")
+    with_api = _modules_after(
+        "import alcatraz.cli, alcatraz.sandbox.enter, alcatraz.runtime.engine_exec"
+    )
+    own = {"alcatraz.runtime", "alcatraz.runtime.engine_api", "alcatraz.runtime.engine_exec"}
+    assert own <= with_api - base <= own | {"_socket", "select", "time"}
+    assert not {"socket", "selectors", "http", "urllib", "typing"} & (with_api - base)
+
+
 def test_version_is_a_literal_not_metadata() -> None:
     loaded = _modules_after("import alcatraz; alcatraz.__version__")
     assert "importlib.metadata" not in loaded

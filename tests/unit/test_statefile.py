@@ -96,7 +96,10 @@ def test_round_trip_of_every_field(tmp_path: Path) -> None:
         override_envs={"TERM": "${TERM}"},
         stamps=(("/p/.alca.toml", 1, 2),),
         isolation=record._replace(inside=(123, 456), proxied=True),
+        api_socket="/run/podman/podman.sock",
     )
+    assert spec.to_json()["api_socket"] == "/run/podman/podman.sock"
+    assert "api_socket" not in spec._replace(api_socket="").to_json()  # v1 files unchanged
     full = ProjectState(
         project_id="id",
         project_path="/p",
@@ -160,6 +163,7 @@ WRONG: list[tuple[tuple[str, ...], object, str]] = [
     (("run_spec", "workdir"), {}, "key run_spec.workdir should be a string, not an object"),
     (("run_spec", "project_root"), None, "key run_spec.project_root should be a string"),
     (("run_spec", "enter"), 0, "key run_spec.enter should be a string"),
+    (("run_spec", "api_socket"), 1, "key run_spec.api_socket should be a string, not a number"),
     (("run_spec", "override_envs"), {"A": 1}, "key run_spec.override_envs should be an object "),
     (("run_spec", "stamps"), [["p", 1]], "key run_spec.stamps should be a list of [path,"),
     (("run_spec", "isolation", "key"), 5, "key run_spec.isolation.key should be a string"),

@@ -13,9 +13,9 @@ carries the engine's message raw, and callers make it printable.
 
 from __future__ import annotations
 
+import _socket  # not `socket`: its enums and `selectors` cost ~5 ms on the run path
 import json
 import os
-import socket
 
 TYPE_CHECKING = False  # not `from typing import ...`: typing costs ~5 ms on the run path
 if TYPE_CHECKING:
@@ -49,9 +49,9 @@ def quote_segment(text: str) -> str:
     return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in text.encode())
 
 
-def connect(socket_path: str, timeout: float) -> socket.socket:
+def connect(socket_path: str, timeout: float) -> _socket.socket:
     """A connected stream socket; `ApiUnavailable` when nothing listens or we may not talk."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         sock.connect(socket_path)
@@ -70,7 +70,7 @@ def encode_request(method: str, path: str, body: object | None, headers: str = "
     return (head + "\r\n").encode("latin-1") + payload
 
 
-def _recv(sock: socket.socket) -> bytes:
+def _recv(sock: _socket.socket) -> bytes:
     try:
         return sock.recv(_READ_SIZE)
     except TimeoutError:
@@ -79,7 +79,7 @@ def _recv(sock: socket.socket) -> bytes:
         raise ApiUnavailable(f"the connection to the engine failed: {error}") from None
 
 
-def read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+def read_head(sock: _socket.socket) -> tuple[int, dict[str, str], bytes]:
     """Status, lower-cased headers, and whatever was read past the header block."""
     buffer = b""
     while _HEAD_END not in buffer:
@@ -101,7 +101,7 @@ def read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(parts[1]), headers, rest
 
 
-def _read_exactly(sock: socket.socket, buffer: bytes, size: int) -> bytes:
+def _read_exactly(sock: _socket.socket, buffer: bytes, size: int) -> bytes:
     while len(buffer) < size:
         chunk = _recv(sock)
         if not chunk:
@@ -110,7 +110,7 @@ def _read_exactly(sock: socket.socket, buffer: bytes, size: int) -> bytes:
     return buffer
 
 
-def _read_chunked(sock: socket.socket, rest: bytes) -> bytes:
+def _read_chunked(sock: _socket.socket, rest: bytes) -> bytes:
     parts: list[bytes] = []
     while True:
         while b"\r\n" not in rest:
@@ -132,7 +132,7 @@ def _read_chunked(sock: socket.socket, rest: bytes) -> bytes:
         rest = rest[size + 2 :]
 
 
-def read_body(sock: socket.socket, status: int, headers: dict[str, str], rest: bytes) -> bytes:
+def read_body(sock: _socket.socket, status: int, headers: dict[str, str], rest: bytes) -> bytes:
     """The reply's body, framed by Content-Length, chunks, or the end of the connection."""
     if status < 200 or status in (204, 304):
         return b""
@@ -162,7 +162,7 @@ def decode_reply(status: int, raw: bytes) -> object:
     return data
 
 
-def call(sock: socket.socket, method: str, path: str, body: object | None = None) -> object:
+def call(sock: _socket.socket, method: str, path: str, body: object | None = None) -> object:
     """One request on an open (keep-alive) connection; see `request`."""
     try:
         sock.sendall(encode_request(method, path, body))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from alcatraz.errors import (
     AlcaError,
+    ExitCode,
     NotInitializedError,
     RefusedError,
     UnavailableError,
@@ -50,22 +51,32 @@ def container_workdir(workdir: str, project_root: str, cwd: str) -> str:
     return posixpath.join(workdir, *here[len(root) :].split(os.sep))
 
 
-def build_argv(spec: RunSpec, args: list[str], cwd: str, tty: bool) -> list[str]:
+def exec_parts(spec: RunSpec, args: list[str], cwd: str) -> tuple[list[str], list[str], str]:
+    """The command, its `NAME=value` environment and its working directory: one source for
+    the CLI's argv and the API's exec config, so both paths run exactly the same thing."""
     enter = spec.enter
     if enter:
         command = ["sh", "-c", " ".join([enter, *(single_quote(a) for a in args)])]
     else:
         command = list(args)
-    argv = [spec.executable, "exec", "-i"]
-    if tty:
-        argv.append("-t")
+    env: list[str] = []
     for name, template in spec.override_envs.items():
         value = template
         if value.startswith("${") and value.endswith("}"):
             value = os.environ.get(value[2:-1], "")
         if value:
-            argv += ["-e", f"{name}={value}"]
-    argv += ["-w", container_workdir(spec.workdir, spec.project_root, cwd), spec.container]
+            env.append(f"{name}={value}")
+    return command, env, container_workdir(spec.workdir, spec.project_root, cwd)
+
+
+def build_argv(spec: RunSpec, args: list[str], cwd: str, tty: bool) -> list[str]:
+    command, env, workdir = exec_parts(spec, args, cwd)
+    argv = [spec.executable, "exec", "-i"]
+    if tty:
+        argv.append("-t")
+    for assignment in env:
+        argv += ["-e", assignment]
+    argv += ["-w", workdir, spec.container]
     return argv + command
 
 
@@ -129,6 +140,90 @@ def ensure_resolver(isolation: IsolationRecord) -> None:
             f"Warning: names will not resolve in the sandbox: its resolver did not start "
             f"({printable_lines(problem)}); run 'alca up' as root\n"
         )
+
+
+def api_socket(spec: RunSpec) -> str:
+    """The engine API socket `alca run` execs through, or "" for the engine's CLI.
+
+    `ALCA_ENGINE_API`: unset or `auto` = the socket `up` recorded (it answered then); `0`,
+    `off` or `cli` = always the CLI (the escape hatch, and the tests' forced fallback).
+    """
+    choice = os.environ.get("ALCA_ENGINE_API", "")
+    if choice in ("", "auto"):
+        return spec.api_socket
+    if choice in ("0", "off", "cli"):
+        return ""
+    raise UsageError(
+        f"ALCA_ENGINE_API={printable(choice)} is not a known value",
+        hint="unset it or use 'auto' (the engine's API socket when 'alca up' found it "
+        "answering), or 'cli' (also '0', 'off') to always use the engine's command",
+    )
+
+
+def _debug() -> bool:
+    return os.environ.get("ALCA_DEBUG", "") not in ("", "0")
+
+
+def _leave(code: int) -> NoReturn:
+    """End as `exec` would have: no interpreter shutdown (its garbage collection costs 2-15
+    ms), the command's status (mod 256, as the kernel keeps it)."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code & 0xFF)
+
+
+def exec_api(
+    spec: RunSpec, socket_path: str, parts: tuple[list[str], list[str], str], tty: bool
+) -> None:
+    """Run the command through the engine's API and leave with its exit status.
+
+    Returns only when nothing ran and the CLI may get through (no engine on the socket, an
+    exec create refused for a reason other than a missing or stopped container). Once the
+    command may have started it is never retried. Ends like the CLI: Ctrl-C (not a TTY: the
+    command goes on in the sandbox, as with `docker exec`) 130; a closed stdout, SIGPIPE.
+    """
+    from alcatraz.runtime import engine_exec
+    from alcatraz.runtime.engine_api import ApiError
+
+    def announce() -> None:
+        if _debug():
+            sys.stderr.write(
+                f"→ Engine API: exec in {printable(spec.container)} via {printable(socket_path)}\n"
+            )
+
+    command, env, workdir = parts
+    try:
+        code = engine_exec.run_exec(
+            socket_path,
+            spec.container,
+            command,
+            env=env,
+            workdir=workdir,
+            tty=tty,
+            announce=announce,
+        )
+    except engine_exec.NotStarted as error:
+        cause = error.cause
+        if isinstance(cause, ApiError) and cause.status in (404, 409):
+            raise AlcaError(
+                f"the sandbox's container is not running ({printable_lines(cause.message)})",
+                hint="run 'alca up' to start it again",
+            ) from None
+        return
+    except engine_exec.ExecLost as error:
+        raise AlcaError(f"the command was started, but {printable_lines(str(error))}") from None
+    except KeyboardInterrupt:
+        _leave(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        import signal
+
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
+        _leave(128 + signal.SIGPIPE)
+    _leave(code)
 
 
 def exec_replace(argv: list[str]) -> NoReturn:
@@ -209,4 +304,9 @@ def run(args: list[str]) -> int:
         sys.stderr.write(
             "Note: the configuration changed since the last 'alca up'; run 'alca up' to apply it.\n"
         )
-    exec_replace(build_argv(spec, args, cwd, os.isatty(0)))
+    tty = os.isatty(0)
+    socket_path = api_socket(spec)
+    if socket_path:
+        command, env, workdir = exec_parts(spec, args, cwd)
+        exec_api(spec, socket_path, (command, env, workdir), tty)
+    exec_replace(build_argv(spec, args, cwd, tty))

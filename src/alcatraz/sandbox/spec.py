@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from alcatraz import hostca, protect, seccomp, sources, state
@@ -17,6 +17,7 @@ from alcatraz.config.expand import expand_env_value
 from alcatraz.config.load import Config
 from alcatraz.errors import AlcaError, UnavailableError
 from alcatraz.printable import printable
+from alcatraz.runtime import engine_api
 from alcatraz.runtime.base import (
     LABEL_OWNER,
     LABEL_PROJECT_ID,
@@ -185,11 +186,24 @@ def host_ca_bundle(app: App, config: Config, project: Project) -> Path | None:
     return path
 
 
+def answering_api_socket(executable: str, environ: Mapping[str, str]) -> str:
+    """The engine's local API socket if it answers now, else "": `alca run` then execs the
+    CLI. A remote engine (tcp://, ssh://, a remote context) has none: it keeps the CLI."""
+    path = engine_api.local_socket(executable, environ)
+    return path if path and engine_api.ping(path) else ""
+
+
 def run_spec(
-    config: Config, runtime: Runtime, name: str, isolation: IsolationRecord | None = None
+    config: Config,
+    runtime: Runtime,
+    name: str,
+    isolation: IsolationRecord | None = None,
+    *,
+    api_socket: str = "",
 ) -> RunSpec:
     """What `alca run` needs, so its hot path never parses TOML."""
     return RunSpec(
+        api_socket=api_socket,
         isolation=isolation,
         executable=runtime.executable,
         container=name,

@@ -300,7 +300,10 @@ class UpRun:
     def do_keep_run_spec(self, step: Step) -> None:
         previous = self.project.state.run_spec
         if previous is not None:
-            save_state(self.project, run_spec=previous._replace(isolation=self.run_isolation))
+            record = previous._replace(
+                isolation=self.run_isolation, api_socket=self._api_socket(step)
+            )
+            save_state(self.project, run_spec=record)
 
     def do_prepare_paths(self, step: Step) -> None:
         filesync.prepare_container_paths(self.runtime(step), self.name, self.config)
@@ -317,8 +320,19 @@ class UpRun:
         project.run_setup(self.app, self.runtime(step), self.config, self.project, self.name)
 
     def do_save_run_spec(self, step: Step) -> None:
-        record = spec.run_spec(self.config, self.runtime(step), self.name, self.run_isolation)
+        record = spec.run_spec(
+            self.config,
+            self.runtime(step),
+            self.name,
+            self.run_isolation,
+            api_socket=self._api_socket(step),
+        )
         save_state(self.project, run_spec=record)
+
+    def _api_socket(self, step: Step) -> str:
+        """Asked at every `up` (one `/_ping`, about a millisecond): a socket that stopped
+        answering since the last `up` is dropped, so `run` goes straight to the CLI."""
+        return spec.answering_api_socket(self.runtime(step).executable, self.app.environ)
 
     def do_release_lock(self, step: Step) -> None:
         self.lock.close()

@@ -6,6 +6,7 @@ request bytes and writes whatever reply the test scripts, split however it likes
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -97,3 +98,65 @@ def reply(status: str, body: bytes, headers: str = "") -> Handler:
         )
 
     return handle
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    """One frame of a non-TTY exec stream."""
+    return bytes([stream, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+class FakeExecEngine:
+    """The three exec calls, scripted: `stream(conn, tty)` plays the hijacked stream,
+    `running` is how many inspects still say Running, `exit` the final code."""
+
+    def __init__(
+        self,
+        stream: Callable[[socket.socket, bool], None],
+        *,
+        exit_code: int = 0,
+        running: int = 0,
+        create_status: str = "201 Created",
+        create_body: bytes = b'{"Id": "e1"}',
+    ) -> None:
+        self.stream = stream
+        self.exit_code = exit_code
+        self.running = running
+        self.create_status = create_status
+        self.create_body = create_body
+        self.bodies: list[dict[str, object]] = []
+        self.paths: list[str] = []
+
+    def __call__(self, conn: socket.socket, request: bytes) -> None:
+        while request:
+            head, body = request.split(b"\r\n\r\n", 1)
+            path = head.split(b" ")[1].decode()
+            self.paths.append(path)
+            if body:
+                self.bodies.append(json.loads(body))
+            if path.endswith("/exec") and path.startswith("/containers/"):
+                status, payload = self.create_status, self.create_body
+                conn.sendall(
+                    f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                    + payload
+                )
+                request = read_request(conn)  # keep-alive: the start comes next
+                continue
+            if path.endswith("/start"):
+                conn.sendall(
+                    b"HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+                )
+                self.stream(conn, bool(self.bodies[-1].get("Tty")))
+                return
+            if path.endswith("/json"):
+                running = self.running > 0
+                self.running -= 1
+                payload = json.dumps({"Running": running, "ExitCode": self.exit_code}).encode()
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                    + payload
+                )
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # resize
+            return

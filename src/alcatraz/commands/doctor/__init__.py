@@ -11,6 +11,7 @@ import argparse
 import json
 
 from alcatraz.app import App
+from alcatraz.commands.doctor.engineapi import check_engine_api
 from alcatraz.commands.doctor.host import (
     EnvRunner,
     check_engines,
@@ -43,6 +44,8 @@ def collect(app: App) -> list[Check]:
     engine_checks, runtime = check_engines(app, runner, found.config)
     engine = runtime.executable if runtime is not None else "docker"
     checks = [*engine_checks]
+    if runtime is not None:
+        checks.append(check_engine_api(runtime.executable, app.environ))
     checks += check_network(app, runner, found.config, engine)
     checks.append(check_mutagen(app, runner, found.config, engine))
     checks.append(check_setuid_guard(app, found.config))
