@@ -1,7 +1,8 @@
-"""Warm `alca up` and `alca run true`, one revision of alcatraz against another (issue #14).
+"""Warm `alca up`, `status`, `list`, `run true` and cold `up`, one revision against another.
 
     sudo python bench/revisions.py [--before d3f880a] [--after worktree]
                                    [--engines docker,podman] [--up-rounds 15] [--run-rounds 30]
+                                   [--cold-rounds 5]
 
 Each revision runs as `python -m alcatraz` with `PYTHONPATH=<its tree>/src` (a revision
 other than the working tree is unpacked with `git archive` into a temporary directory), on
@@ -12,7 +13,10 @@ same in both revisions, and the harness proves it before trusting any number: ea
 revision's warm `up` must say the container is already running and execute no command that
 creates, removes, starts or stops anything, and the container's id and start time must be
 the same at the end as at the start. Every round runs each variant once, in a shuffled
-order; the ratio after/before is taken within the round (bench/benchstats.py).
+order; the ratio after/before is taken within the round (bench/benchstats.py). `status` and
+`list` run as many rounds as `up`. Cold `up` comes last (it replaces the container): each
+round removes the sandbox with the after revision's `alca down`, then times one revision's
+`alca up`, both revisions per round in a shuffled order (issue #17).
 
 Everything alcatraz writes goes to a temporary directory (`ALCA_HOME`, `ALCA_NFT_CONF`,
 `ALCA_NFT_DIR`); the sandboxes are removed with `alca down` and leftover Mutagen daemons
@@ -43,7 +47,16 @@ import benchstats as stats
 from sandboxes import REPO, Sandbox, SandboxError, bench_env, stop_leftovers, timed
 
 WORKTREE = "worktree"
-DEFAULTS = {"before": "d3f880a", "after": WORKTREE, "up_rounds": 15, "run_rounds": 30}
+DEFAULTS = {
+    "before": "d3f880a", "after": WORKTREE, "up_rounds": 15, "run_rounds": 30, "cold_rounds": 5
+}  # fmt: skip
+#: What is measured on the warm sandbox: name -> (arguments, how the table names it).
+WARM = {
+    "up": (["up", "-q"], "warm `alca up`"),
+    "status": (["status"], "`alca status`"),
+    "list": (["list"], "`alca list`"),
+    "run": (["run", "true"], "`alca run true`"),
+}
 #: Engine subcommands that would mean a warm `up` rebuilt or restarted the sandbox.
 REBUILDING = {"create", "rm", "run", "start", "stop", "kill", "restart"}
 NET_CHANGES = [["network", verb] for verb in ("create", "rm", "connect", "disconnect")]
@@ -171,7 +184,7 @@ def measure_engine(
     checks = {label: check_warm_up(sandbox, label) for label, sandbox in variants.items()}
     runners: dict[str, Callable[[], float]] = {}
     for label, sandbox in variants.items():
-        for what, args in (("up", ["up", "-q"]), ("run", ["run", "true"])):
+        for what, (args, _) in WARM.items():
             runners[f"{what}/{label}"] = _runner(sandbox, args)
     for runner in runners.values():  # warm-up: page cache, the daemon's paths
         runner()
@@ -183,12 +196,27 @@ def measure_engine(
             f"{engine}: the container changed during the run ({started_as} → {ended_as})"
         )
     result: dict[str, Any] = {"status": "ok", "checks": checks, "container": started_as}
+    if rounds.get("cold", 0) > 0:
+        samples |= _cold_rounds(after, variants, rounds["cold"])
     result["samples_ms"] = samples
     result["summary_ms"] = {n: stats.summarize(v).as_dict() for n, v in samples.items()}
-    for what in ("up", "run"):
+    for what in (*WARM, "cold") if rounds.get("cold", 0) > 0 else WARM:
         ratio = stats.ratio_summary(samples[f"{what}/before"], samples[f"{what}/after"])
         result[f"{what}_ratio"] = ratio.as_dict() | {"comparison": stats.compare(ratio)}
     return result
+
+
+def _cold_rounds(
+    after: Sandbox, variants: dict[str, Sandbox], count: int
+) -> dict[str, list[float]]:
+    """`alca down` (after) then one revision's timed `alca up`, every revision per round."""
+    samples: dict[str, list[float]] = {f"cold/{label}": [] for label in variants}
+    for index, order in enumerate(stats.schedule(sorted(variants), count, seed=7)):
+        progress(f"{after.engine}: cold round {index + 1}/{count}")
+        for label in order:
+            after.down()
+            samples[f"cold/{label}"].append(_runner(variants[label], ["up", "-q"])())
+    return samples
 
 
 def _runner(sandbox: Sandbox, args: list[str]) -> Callable[[], float]:
@@ -207,7 +235,8 @@ def _rounds(
         if index % 10 == 0:
             progress(f"{engine}: round {index + 1}/{total}")
         for name in order:
-            if index < rounds[name.split("/")[0]]:
+            what = name.split("/")[0]
+            if index < rounds.get(what, rounds["up"]):
                 samples[name].append(runners[name]())
     return samples
 
@@ -231,7 +260,10 @@ def render(results: dict[str, Any]) -> str:
         if result.get("status") != "ok":
             lines.append(f"| {engine} | – | – | – | – | {result.get('status')} |")
             continue
-        for what, name in (("up", "warm `alca up`"), ("run", "`alca run true`")):
+        names = {what: name for what, (_, name) in WARM.items()} | {"cold": "cold `alca up`"}
+        for what, name in names.items():
+            if f"{what}_ratio" not in result:
+                continue
             cells = [_ms(result["summary_ms"][f"{what}/{label}"]) for label in ("before", "after")]
             ratio = result[f"{what}_ratio"]
             lines.append(
@@ -255,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="docker", help="comma-separated")
     parser.add_argument("--up-rounds", type=int, default=DEFAULTS["up_rounds"])
     parser.add_argument("--run-rounds", type=int, default=DEFAULTS["run_rounds"])
+    parser.add_argument("--cold-rounds", type=int, default=DEFAULTS["cold_rounds"])
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -262,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         return 77
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rounds = {"up": args.up_rounds, "run": args.run_rounds}
+    rounds = {"up": args.up_rounds, "run": args.run_rounds, "cold": args.cold_rounds}
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     signal.signal(signal.SIGTERM, _interrupt)
     results: dict[str, Any] = {

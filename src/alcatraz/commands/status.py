@@ -83,11 +83,11 @@ def gather(app: App) -> StatusReport:
 
 def agent_view(name: str | None) -> AgentView | None:
     """The config's `agent` preset as status shows it (its label and start command)."""
-    from alcatraz.errors import UsageError
-    from alcatraz.init.agents import load_preset
-
     if name is None:
         return None
+    from alcatraz.errors import UsageError
+    from alcatraz.init.agents import load_preset  # ~10 ms: only for a config naming an agent
+
     try:
         preset = load_preset(name)
     except UsageError:  # a name this version does not ship

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import os
 import signal
 import socket
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from alcatraz.network.dnswire import matches, question_end, refusal, servfail, split_host_port
+from alcatraz.network.resolvconf import parse_resolv_conf as parse_resolv_conf  # importers
 
 if TYPE_CHECKING:
     from alcatraz.network.egress.daemon import Daemon
@@ -50,22 +50,6 @@ MAX_QUEUED = 1024  # UDP queries waiting or in flight; more are dropped (the cli
 MAX_TCP_CLIENTS = 64
 TCP_IDLE = 10.0
 RESOLV_RECHECK = 1.0  # seconds between looks at resolv.conf's mtime
-
-
-def parse_resolv_conf(text: str) -> list[str]:
-    """The `nameserver` addresses of a resolv.conf, in order (zone ids kept)."""
-    found: list[str] = []
-    for line in text.splitlines():
-        words = line.split("#", 1)[0].split(";", 1)[0].split()
-        if len(words) >= 2 and words[0] == "nameserver":
-            address = words[1]
-            try:
-                ipaddress.ip_address(address.split("%", 1)[0])
-            except ValueError:
-                continue
-            if address not in found:
-                found.append(address)
-    return found
 
 
 @dataclass

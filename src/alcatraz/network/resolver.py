@@ -176,7 +176,7 @@ def describe(entry: ResolverEntry | None) -> dict[str, Any]:
     """The resolver as `status` and `doctor` show it: state, address, the host's resolvers."""
     if entry is None or not entry.listen:
         return {"state": "engine"}  # the engine's own resolver serves the sandbox
-    from alcatraz.network.dnsproxy import parse_resolv_conf
+    from alcatraz.network.resolvconf import parse_resolv_conf
 
     path = entry.resolv_conf or "/etc/resolv.conf"
     try:

@@ -38,7 +38,7 @@ _HOST_VARIABLES: Final = ("DOCKER_HOST", "DOCKER_CONTEXT", "CONTAINER_HOST", "CO
 
 def api_enabled(environ: Mapping[str, str]) -> bool:
     """Whether `ALCA_ENGINE_API` allows the API socket (a bad value is a usage error)."""
-    value = environ.get(API_ENV, "").strip().lower()
+    value = environ.get(API_ENV, "")  # the same values as `alca run` (sandbox.enter)
     if value in ("", "auto"):
         return True
     if value in ("0", "off", "cli"):

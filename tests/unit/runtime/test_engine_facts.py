@@ -158,7 +158,7 @@ def test_a_missing_or_non_socket_path_is_no_socket_identity(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("value", "enabled"),
-    [("", True), ("auto", True), ("AUTO", True), ("0", False), ("off", False), ("cli", False)],
+    [("", True), ("auto", True), ("0", False), ("off", False), ("cli", False)],
 )
 def test_api_switch(value: str, enabled: bool) -> None:
     assert api_enabled({engine_facts.API_ENV: value}) is enabled
@@ -167,6 +167,8 @@ def test_api_switch(value: str, enabled: bool) -> None:
 def test_api_switch_refuses_other_values() -> None:
     with pytest.raises(UsageError, match="ALCA_ENGINE_API"):
         api_enabled({engine_facts.API_ENV: "yes\x1b[2J"})
+    with pytest.raises(UsageError):
+        api_enabled({engine_facts.API_ENV: "AUTO"})  # as `alca run` reads it: exact values
 
 
 def test_facts_are_cached_only_for_the_real_runner(tmp_path: Path) -> None:
