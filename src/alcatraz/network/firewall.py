@@ -109,6 +109,17 @@ class Firewall:
                 pass
         return self.read()
 
+    def table_exists(self) -> bool:
+        """Whether `inet alcatraz` exists (one netlink request where it can be asked)."""
+        if self._kernel_direct():
+            from alcatraz.network import nlread
+
+            try:
+                return nlread.read_objects(nft.TABLE, (), (), ()).exists
+            except nlread.Unreadable:
+                pass
+        return self.read().exists
+
     def apply(self, policy: Policy, current: TableState | None = None, extra: str = "") -> None:
         """Load the project's policy atomically, then verify it is what the kernel holds.
 

@@ -160,7 +160,7 @@ def persistable(dump: str) -> str:
 
 def save(fw: Firewall, path: Path) -> None:
     """Write the live table to `path` (removing the file when there is no table)."""
-    if not fw.read().exists:
+    if not fw.table_exists():
         path.unlink(missing_ok=True)
         return
     _write_atomic(path, persistable(fw.dump()))

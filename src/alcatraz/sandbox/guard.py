@@ -257,7 +257,7 @@ HOST_LAYER_ONLY_ENV = "ALCA_TEST_HOST_LAYER_ONLY"
 
 
 def load_inner_layer(
-    app: App, runtime: Runtime, guard: Isolation, container: str, pid: int = 0
+    app: App, runtime: Runtime, guard: Isolation, container: str, pid: int = 0, *, new: bool = False
 ) -> int:
     """Load the second layer (`nft.guard_script`) in the sandbox's own network namespace.
 
@@ -266,6 +266,8 @@ def load_inner_layer(
     `sudo -n nft` or the helper container, the host's table is the only layer.
     Returns the pid of the container's init it was loaded for (0 when there is no layer):
     a restart without alcatraz gives the container a new init and a namespace without it.
+    `new`: the container was created by this `up`, so its namespace cannot hold the layer
+    yet and is not asked first.
     """
     fw = guard.firewall
     if fw is None or fw.mechanism != "native" or os.geteuid() != 0:
@@ -282,7 +284,7 @@ def load_inner_layer(
         )
     inside = in_namespace_of(app, pid, fw.command)
     tag = nft.guard_tag(guard.policy)
-    if not guard.policy.allow_all and inside.guard_loaded(tag):
+    if not new and not guard.policy.allow_all and inside.guard_loaded(tag):
         return pid
     inside.load(nft.guard_script(guard.policy))
     if not guard.policy.allow_all and not inside.guard_loaded(tag):

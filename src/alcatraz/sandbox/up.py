@@ -292,7 +292,7 @@ class UpRun:
         running = info is not None and info.state is ContainerState.RUNNING
         pid = info.pid if running and info is not None else 0
         inside = guard.load_inner_layer(
-            self.app, self.runtime(step), self._isolation, self.name, pid
+            self.app, self.runtime(step), self._isolation, self.name, pid, new=info is None
         )
         self.run_isolation = guard.run_record(self._isolation, inside)
 
