@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Final, TypeVar
 
 from alcatraz.errors import AlcaError
 from alcatraz.proc import CommandFailed, Result
+from alcatraz.runtime.api_queries import ApiQueries
 from alcatraz.runtime.base import ContainerInfo, ContainerSpec, ContainerState, NetworkInfo
 from alcatraz.runtime.cli_argv import check_name, env_pair, format_cpus, mount_arg
 from alcatraz.runtime.cli_output import (
@@ -26,10 +27,10 @@ from alcatraz.runtime.cli_output import (
     parse_network,
     parse_network_list,
 )
+from alcatraz.runtime.engine_api import ApiUnavailable
 
 if TYPE_CHECKING:
     from alcatraz.proc import Runner
-    from alcatraz.runtime.api_queries import ApiQueries
     from alcatraz.runtime.engine_facts import FactsCache
 
 __all__ = [
@@ -61,26 +62,19 @@ class CliRuntime:
         self.executable = executable
         self.name = name
         self.runner = runner
-        #: Facts cached per daemon identity (`engine_facts`); None = ask every time.
-        self.facts: FactsCache | None = None
-        #: Queries through the API socket, set once it answered; None = the CLI.
-        self.api: ApiQueries | None = None
+        self.facts: FactsCache | None = None  # per daemon identity; None = ask every time
+        self.api: ApiQueries | None = None  # queries through the API socket; None = the CLI
 
     def use_facts(self, facts: FactsCache, *, api: bool) -> None:
         """Cache facts in `facts`; with `api`, query through its socket when it answers."""
         self.facts = facts
         if api and facts.socket:
-            from alcatraz.runtime.api_queries import ApiQueries
-
             self.api = ApiQueries(facts.socket, libpod=self.LIBPOD)
 
     def _api_call(self, ask: Callable[[ApiQueries], list[_T]]) -> list[_T] | None:
-        """`ask(api)`; None without an API socket, or once it stopped answering (the CLI
-        then gives the same answers)."""
+        """`ask(api)`; None without a socket or once it stopped answering (then the CLI)."""
         if self.api is None:
             return None
-        from alcatraz.runtime.engine_api import ApiUnavailable
-
         try:
             return ask(self.api)
         except ApiUnavailable:
@@ -111,8 +105,14 @@ class CliRuntime:
         if self._api_call(lambda api: [True] if api.ping() else []):
             return True
         self.api = None
+        without_socket = self.facts if self.facts is not None and not self.facts.socket else None
+        if without_socket is not None and without_socket.get("version"):
+            return True  # answered within the TTL (and no socket that could have gone)
         try:
-            return bool(self.version())
+            version = self.version()
+            if version and without_socket is not None:
+                without_socket.put("version", version)
+            return bool(version)
         except AlcaError:  # not installed, non-zero exit, or timeout
             return False
 

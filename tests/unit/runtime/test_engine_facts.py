@@ -193,3 +193,37 @@ def test_detect_with_a_home_uses_facts_and_without_none(tmp_path: Path, sock: st
     assert cached.facts is not None and cached.facts.socket == sock
     assert cached.api is None  # it did not answer the ping: the CLI's probe decided
     assert runner.calls == [("docker", "version", "--format", "{{.Server.Version}}")] * 2
+
+
+PODMAN_VERSION = ("podman", "version", "--format", "{{.Version}}")
+
+
+def test_availability_without_a_socket_is_trusted_for_the_ttl_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environ = {"XDG_RUNTIME_DIR": str(tmp_path / "no-runtime-dir")}
+    monkeypatch.setattr("os.geteuid", lambda: 1000)  # rootless: the socket would be there
+    runner = FakeRunner().on(*PODMAN_VERSION, out="4.3.1\n")
+
+    def podman() -> PodmanRuntime:
+        made = PodmanRuntime(runner)
+        made.use_facts(FactsCache(tmp_path, "podman", environ), api=True)
+        return made
+
+    assert podman().available() and podman().available()
+    assert runner.calls == [PODMAN_VERSION]
+    later = time.time() + engine_facts.CLI_TTL + 1
+    monkeypatch.setattr(engine_facts.time, "time", lambda: later)
+    assert podman().available()
+    assert runner.calls == [PODMAN_VERSION, PODMAN_VERSION]
+
+
+def test_a_daemon_behind_a_socket_is_asked_every_time(tmp_path: Path, sock: str) -> None:
+    """Its socket file can outlive it: nothing answering the ping means the CLI's probe."""
+    probe = ("docker", "version", "--format", "{{.Server.Version}}")
+    runner = FakeRunner().on(*probe, rc=1, err="Cannot connect to the Docker daemon")
+    for _ in range(2):
+        docker = DockerRuntime(runner)
+        docker.use_facts(FactsCache(tmp_path, "docker", env_for(sock)), api=True)
+        assert docker.available() is False
+    assert runner.calls == [probe, probe]
