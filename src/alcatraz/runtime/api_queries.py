@@ -5,46 +5,75 @@ the socket takes about a millisecond. Docker's API returns exactly what `docker 
 prints; Podman's `/libpod/` endpoints return what `podman inspect` prints, so the parsers in
 `cli_output` serve both paths and `CliRuntime` stays the one implementation callers see.
 `ApiUnavailable` (nothing answered) lets the caller fall back to the CLI; an engine error is
-an `AlcaError` with the engine's words made printable.
+an `AlcaError` with the engine's words made printable. A 404 means "there is none" only when
+the engine says so in its own words: Podman 4 answers an unversioned `/libpod/` path with a
+bare 404 too, so its paths carry the version it reports (asked once per daemon identity),
+and any other 404 counts as the API not being usable here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from alcatraz.errors import AlcaError
 from alcatraz.printable import printable_lines
 from alcatraz.proc import log_request
 from alcatraz.runtime import engine_api
 from alcatraz.runtime.base import ContainerInfo, ContainerState
-from alcatraz.runtime.engine_api import ApiError, quote_segment
+from alcatraz.runtime.cli_output import is_no_such_container, is_no_such_network
+from alcatraz.runtime.engine_api import ApiError, ApiUnavailable, quote_segment
+
+if TYPE_CHECKING:
+    from alcatraz.runtime.engine_facts import FactsCache
 
 __all__ = ["ApiQueries"]
 
 QUERY_TIMEOUT = 60.0
+_VERSION = re.compile(r"[0-9][0-9A-Za-z.-]{0,40}")
 
 
 class ApiQueries:
     """GET requests on one engine's socket; `libpod` selects Podman's native endpoints."""
 
-    def __init__(self, socket_path: str, *, libpod: bool) -> None:
+    def __init__(self, socket_path: str, *, libpod: bool, facts: FactsCache | None = None) -> None:
         self.socket_path = socket_path
-        self.prefix = "/libpod" if libpod else ""
+        self.libpod = libpod
+        self.facts = facts
+        self._prefix: str | None = None if libpod else ""
+
+    @property
+    def prefix(self) -> str:
+        """ "" for Docker; `/v<version>/libpod` for Podman (its own shapes, like its CLI)."""
+        if self._prefix is None:
+            version = self.facts.get("libpod_version") if self.facts is not None else None
+            if version is None:
+                reply = self._get("/version")
+                version = str(reply.get("Version", "")) if isinstance(reply, dict) else ""
+                if _VERSION.fullmatch(version) and self.facts is not None:
+                    self.facts.put("libpod_version", version)
+            if not _VERSION.fullmatch(version):
+                raise ApiUnavailable("the engine did not say which version it is")
+            self._prefix = f"/v{version}/libpod"
+        return self._prefix
 
     def _get(self, path: str) -> Any:
         log_request(f"GET {path} via {self.socket_path}")
         return engine_api.request(self.socket_path, "GET", path, timeout=QUERY_TIMEOUT)
 
-    def _get_or_none(self, path: str, what: str) -> Any:
-        """The reply, None for a 404, `AlcaError` for any other engine error."""
+    def _get_or_none(self, path: str, what: str, missing: Callable[[str], bool]) -> Any:
+        """The reply; None for a 404 whose message says `missing`; `ApiUnavailable` for
+        another 404 (a path this engine does not serve); `AlcaError` for other errors."""
         try:
             return self._get(path)
         except ApiError as error:
-            if error.status == 404:
+            if error.status == 404 and missing(error.message):
                 return None
+            if error.status == 404:
+                raise ApiUnavailable(f"the engine does not serve {path}") from None
             raise AlcaError(
                 f"the engine refused {what} ({error.status}): {printable_lines(error.message)}"
             ) from None
@@ -56,22 +85,23 @@ class ApiQueries:
 
     def container(self, name: str) -> dict[str, Any] | None:
         """`container inspect NAME` as one JSON object, or None when there is none."""
-        reply = self._get_or_none(f"{self.prefix}/containers/{quote_segment(name)}/json", name)
+        path = f"{self.prefix}/containers/{quote_segment(name)}/json"
+        reply = self._get_or_none(path, name, is_no_such_container)
         return reply if isinstance(reply, dict) else None
 
     def network(self, name: str) -> dict[str, Any] | None:
         """`network inspect NAME` as one JSON object, or None when there is none."""
-        suffix = "/json" if self.prefix else ""  # Docker: /networks/NAME; Podman: .../json
-        reply = self._get_or_none(f"{self.prefix}/networks/{quote_segment(name)}{suffix}", name)
+        suffix = "/json" if self.libpod else ""  # Docker: /networks/NAME; Podman: .../json
+        path = f"{self.prefix}/networks/{quote_segment(name)}{suffix}"
+        reply = self._get_or_none(path, name, is_no_such_network)
         if isinstance(reply, list):  # some Podman versions wrap it in a list
             reply = reply[0] if reply else None
         return reply if isinstance(reply, dict) else None
 
     def networks(self) -> list[dict[str, Any]]:
         """Every network, each as `network inspect` shows it, in one request."""
-        reply = self._get_or_none(
-            "/libpod/networks/json" if self.prefix else "/networks", "the network listing"
-        )
+        path = f"{self.prefix}/networks/json" if self.libpod else "/networks"
+        reply = self._get_or_none(path, "the network listing", lambda _: False)
         return [item for item in reply if isinstance(item, dict)] if isinstance(reply, list) else []
 
     def containers_by_label(
@@ -83,7 +113,8 @@ class ApiQueries:
         id, name, state, image, labels, networks and the creation time (to the second).
         """
         filters = quote_query(json.dumps({"label": [label]}))
-        reply = self._get_or_none(f"/containers/json?all=1&filters={filters}", "the listing")
+        path = f"/containers/json?all=1&filters={filters}"
+        reply = self._get_or_none(path, "the listing", lambda _: False)
         rows = reply if isinstance(reply, list) else []
         return [summary_info(row, states) for row in rows if isinstance(row, dict)]
 

@@ -69,7 +69,7 @@ class CliRuntime:
         """Cache facts in `facts`; with `api`, query through its socket when it answers."""
         self.facts = facts
         if api and facts.socket:
-            self.api = ApiQueries(facts.socket, libpod=self.LIBPOD)
+            self.api = ApiQueries(facts.socket, libpod=self.LIBPOD, facts=facts)
 
     def _api_call(self, ask: Callable[[ApiQueries], list[_T]]) -> list[_T] | None:
         """`ask(api)`; None without a socket or once it stopped answering (then the CLI)."""

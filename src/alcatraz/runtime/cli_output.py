@@ -30,8 +30,9 @@ CONTAINER_STATES: Final[Mapping[str, ContainerState]] = {
 _NO_SUCH_CONTAINER: Final = re.compile(r"no such (container|object)", re.IGNORECASE)
 # Docker: "No such image: x"; Podman: "Error: inspecting object: x: image not known"
 _NO_SUCH_IMAGE: Final = re.compile(r"no such image|image not known", re.IGNORECASE)
+# Podman's API says only "network not found".
 _NO_SUCH_NETWORK: Final = re.compile(
-    r"no such network|network .* not found|unable to find network", re.I
+    r"no such network|network .* not found|network not found|unable to find network", re.I
 )
 
 

@@ -31,6 +31,12 @@ NETWORK = {
     "Options": {"com.docker.network.bridge.name": "alca-net"},
     "Labels": {"alca.project.id": "p1"},
 }
+PODMAN_NETWORK = {
+    "name": "alca-net",
+    "network_interface": "podman3",
+    "subnets": [{"subnet": "10.0.0.0/24", "gateway": "10.0.0.1"}],
+    "dns_enabled": True,
+}
 LISTING = [
     {
         "Id": "c0ffee",
@@ -51,7 +57,8 @@ def routes(conn: socket.socket, request: bytes) -> None:
     answers: dict[str, object] = {
         "/_ping": "OK",
         "/containers/alca-box/json": CONTAINER,
-        "/libpod/containers/alca-box/json": CONTAINER,
+        "/v4.3.1/libpod/containers/alca-box/json": CONTAINER,
+        "/version": {"Version": "4.3.1", "ApiVersion": "1.41"},
         "/networks/alca-net": NETWORK,
         "/networks": [NETWORK],
     }
@@ -62,8 +69,12 @@ def routes(conn: socket.socket, request: bytes) -> None:
         answers[path] = LISTING
     if path in answers:
         body, status = json.dumps(answers[path]).encode(), "200 OK"
-    else:
-        body, status = b'{"message": "no such thing: \\u001b[2J"}', "404 Not Found"
+    elif path.startswith(("/containers/", "/v4.3.1/libpod/containers/")):
+        body, status = b'{"message": "No such container: \\u001b[2J"}', "404 Not Found"
+    elif path.startswith("/networks/"):
+        body, status = b'{"message": "network x not found"}', "404 Not Found"
+    else:  # what Podman 4's router answers for a path it does not serve
+        body, status = b"Not Found", "404 Not Found"
     if path == "/containers/broken/json":
         body, status = b'{"message": "boom\\u001b[2J"}', "500 Internal Server Error"
     conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
@@ -113,7 +124,21 @@ def test_podman_uses_its_native_endpoints(tmp_path: Path) -> None:
         info = podman.inspect("alca-box")
         requested = [r.split(b" ")[1] for r in server.requests]
     assert info is not None and info.id == "c0ffee"
-    assert requested == [b"/libpod/containers/alca-box/json"]
+    assert requested == [b"/version", b"/v4.3.1/libpod/containers/alca-box/json"]
+    facts = podman.facts
+    assert facts is not None and facts.get("libpod_version") == "4.3.1"  # asked once
+
+
+def test_a_404_the_engine_did_not_explain_falls_back_to_the_cli(tmp_path: Path) -> None:
+    """A bare 404 (a path this engine does not serve) must not read as "no such network"."""
+    runner = FakeRunner().on("podman", "network", "inspect", out=json.dumps([PODMAN_NETWORK]))
+    with engine_server(routes) as server:
+        podman = PodmanRuntime(runner)
+        through_api(podman, server.path, tmp_path)
+        network = podman.network_inspect("alca-net")
+    assert network is not None and network.interface == "podman3" and network.dns_enabled
+    assert podman.api is None
+    assert runner.calls[0][:3] == ("podman", "network", "inspect")
 
 
 def test_an_engine_error_is_printable_and_not_a_fallback(tmp_path: Path) -> None:
