@@ -11,18 +11,20 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from alcatraz.config.netgrammar import PortMapping
-from alcatraz.proc import CommandFailed
+from alcatraz.proc import CommandFailed, Result, SubprocessRunner
 from alcatraz.runtime.base import BindMount, ContainerSpec, ContainerState
 from alcatraz.runtime.cli_compat import CliRuntime
 from alcatraz.runtime.detect import clear_cache, resolve_runtime
 from alcatraz.runtime.docker import DockerRuntime
+from alcatraz.runtime.engine_facts import FactsCache
 from alcatraz.runtime.podman import PodmanRuntime
 from tests.integration.conftest import TEST_IMAGE, Names, engine_problem
 
@@ -322,3 +324,41 @@ def test_resolve_runtime_on_this_machine() -> None:
         assert (runtime.name, reason) == ("Docker", "ALCA_RUNTIME=docker")
     finally:
         clear_cache()
+
+
+# --- the API socket answers as the CLI does (issue #17) --------------------------------------
+
+
+class _Recording(SubprocessRunner):
+    """The real runner, remembering which commands it ran."""
+
+    def __init__(self) -> None:
+        self.ran: list[tuple[str, ...]] = []
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> Result:
+        self.ran.append(tuple(argv))
+        return super().run(argv, **kwargs)
+
+
+def test_the_api_socket_answers_as_the_cli_does(
+    sandbox: Sandbox, engine: CliRuntime, tmp_path: Path
+) -> None:
+    """Inspect, listing and networks through the engine's socket: what the CLI reads."""
+    runner = _Recording()
+    api = type(engine)(runner)
+    api.use_facts(FactsCache(tmp_path, engine.executable, os.environ), api=True)
+    if api.api is None or not api.api.ping():
+        pytest.skip(f"{engine.executable}'s API socket does not answer here")
+    assert api.inspect(sandbox.name) == engine.inspect(sandbox.name)
+    assert api.inspect(f"alca-it-missing-{uuid.uuid4().hex[:8]}") is None
+    label = f"alca.project.id={sandbox.spec.labels['alca.project.id']}"
+    listed, cli_listed = api.list_by_label(label), engine.list_by_label(label)
+    assert [(i.id, i.name, i.state, i.labels) for i in listed] == [
+        (i.id, i.name, i.state, i.labels) for i in cli_listed
+    ]
+    assert listed[0].created_at[:19] == cli_listed[0].created_at[:19]
+    default = "bridge" if engine.executable == "docker" else "podman"
+    assert api.network_inspect(default) == engine.network_inspect(default)
+    assert api.network_inspect(f"alca-it-missing-{uuid.uuid4().hex[:8]}") is None
+    assert {n.name for n in api.networks()} == {n.name for n in engine.networks()}
+    assert runner.ran == [], runner.ran  # nothing went through the CLI
