@@ -2,7 +2,7 @@
 
     sudo python bench/revisions.py [--before d3f880a] [--after worktree]
                                    [--engines docker,podman] [--up-rounds 15] [--run-rounds 30]
-                                   [--cold-rounds 5]
+                                   [--cold-rounds 5] [--projects 200]
 
 Each revision runs as `python -m alcatraz` with `PYTHONPATH=<its tree>/src` (a revision
 other than the working tree is unpacked with `git archive` into a temporary directory), on
@@ -16,7 +16,9 @@ the same at the end as at the start. Every round runs each variant once, in a sh
 order; the ratio after/before is taken within the round (bench/benchstats.py). `status` and
 `list` run as many rounds as `up`. Cold `up` comes last (it replaces the container): each
 round removes the sandbox with the after revision's `alca down`, then times one revision's
-`alca up`, both revisions per round in a shuffled order (issue #17).
+`alca up`, both revisions per round in a shuffled order (issue #17). With `--projects N`, N-1
+dummy projects (bench/netlab.py: keys `bench00001`…, bridges that do not exist) are loaded
+into the live `inet alcatraz` table for the warm rounds and removed after, key by key.
 
 Everything alcatraz writes goes to a temporary directory (`ALCA_HOME`, `ALCA_NFT_CONF`,
 `ALCA_NFT_DIR`); the sandboxes are removed with `alca down` and leftover Mutagen daemons
@@ -189,7 +191,16 @@ def measure_engine(
     for runner in runners.values():  # warm-up: page cache, the daemon's paths
         runner()
         runner()
+    if rounds.get("projects", 1) > 1:
+        import netlab
+
+        cleanup.callback(netlab.remove_dummies, ["nft"])
+        netlab.remove_dummies(["nft"])
+        netlab.load_dummies(rounds["projects"] - 1, ["nft"])
+        progress(f"{engine}: {netlab.dummy_count(['nft'])} dummy projects loaded")
     samples = _rounds(engine, runners, rounds)
+    if rounds.get("projects", 1) > 1:
+        netlab.remove_dummies(["nft"])
     ended_as = identity(after)
     if ended_as != started_as:
         raise SandboxError(
@@ -245,8 +256,8 @@ def render(results: dict[str, Any]) -> str:
     """The markdown table: medians and IQRs in ms, the paired ratio and what it says."""
     trees = results["trees"]
     lines = [
-        f"# Warm `up` and `run`: {trees['before']['commit']} (before) vs "
-        f"{trees['after']['commit']} (after)",
+        f"# alcatraz {trees['before']['commit']} (before) vs {trees['after']['commit']} (after), "
+        f"{results['rounds'].get('projects', 1)} project(s) in the nft table",
         "",
         f"{results['date']}; {results['rounds']['up']} rounds of `up`, "
         f"{results['rounds']['run']} of `run true`, each variant once per round in a shuffled "
@@ -288,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--up-rounds", type=int, default=DEFAULTS["up_rounds"])
     parser.add_argument("--run-rounds", type=int, default=DEFAULTS["run_rounds"])
     parser.add_argument("--cold-rounds", type=int, default=DEFAULTS["cold_rounds"])
+    parser.add_argument("--projects", type=int, default=1, help="projects in the nft table")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -295,7 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         return 77
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rounds = {"up": args.up_rounds, "run": args.run_rounds, "cold": args.cold_rounds}
+    rounds = {
+        "up": args.up_rounds, "run": args.run_rounds, "cold": args.cold_rounds,
+        "projects": args.projects,
+    }  # fmt: skip
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     signal.signal(signal.SIGTERM, _interrupt)
     results: dict[str, Any] = {
