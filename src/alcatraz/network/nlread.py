@@ -30,7 +30,8 @@ __all__ = ["Unreadable", "read_objects"]
 NETLINK_NETFILTER: Final = 12
 _SUBSYS: Final = 10 << 8  # NFNL_SUBSYS_NFTABLES
 _GET_TABLE, _GET_CHAIN, _GET_RULE, _GET_SETELEM = 1, 4, 7, 13
-_REQUEST, _DUMP = 0x1, 0x300
+_REQUEST, _DUMP, _DUMP_INTR = 0x1, 0x300, 0x10
+_ATTEMPTS: Final = 3
 _ERROR, _DONE = 2, 3
 _INET: Final = 1  # NFPROTO_INET
 _NESTED_MASK: Final = 0x3FFF
@@ -89,42 +90,51 @@ class _Socket:
         self.sock.close()
 
     def ask(self, kind: int, payload: bytes, *, dump: bool) -> list[bytes]:
-        """The messages' payloads (after the nfgenmsg header); ENOENT is an empty answer."""
-        self.seq += 1
+        """The messages' payloads (after the nfgenmsg header); ENOENT is an empty answer.
+
+        A dump the kernel marks as interrupted (the ruleset changed while it was read) is
+        asked again, as `nft` does: a half-old answer must not pass a check."""
         flags = _REQUEST | (_DUMP if dump else 0)
         body = struct.pack("=BBH", _INET, 0, 0) + payload
-        message = struct.pack("=IHHII", 16 + len(body), _SUBSYS | kind, flags, self.seq, 0)
-        try:
-            self.sock.send(message + body)
-            return self._replies(dump)
-        except OSError as error:
-            raise Unreadable(f"netlink request failed: {error}") from None
+        for _ in range(_ATTEMPTS):
+            self.seq += 1
+            message = struct.pack("=IHHII", 16 + len(body), _SUBSYS | kind, flags, self.seq, 0)
+            try:
+                self.sock.send(message + body)
+                replies, interrupted = self._replies(dump)
+            except OSError as error:
+                raise Unreadable(f"netlink request failed: {error}") from None
+            if not interrupted:
+                return replies
+        raise Unreadable("the ruleset kept changing while it was read")
 
-    def _replies(self, dump: bool) -> list[bytes]:
+    def _replies(self, dump: bool) -> tuple[list[bytes], bool]:
         replies: list[bytes] = []
+        interrupted = False
         while True:
             data = self.sock.recv(1 << 20)
             offset = 0
             while offset + 16 <= len(data):
-                length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, offset)
+                length, kind, flags, seq, _pid = struct.unpack_from("=IHHII", data, offset)
                 if length < 16:
                     raise Unreadable("a malformed netlink message")
                 payload = data[offset + 16 : offset + length]
                 offset += length + (-length % 4)
                 if seq != self.seq:
                     continue
+                interrupted = interrupted or bool(flags & _DUMP_INTR)
                 if kind == _ERROR:
                     code = -struct.unpack_from("=i", payload)[0]
                     if code == errno.ENOENT:
-                        return []
+                        return [], False
                     if code:
                         raise Unreadable(f"the kernel refused: {os.strerror(code)}")
-                    return replies
+                    return replies, interrupted
                 if kind == _DONE:
-                    return replies
+                    return replies, interrupted
                 replies.append(payload[4:])
                 if not dump:
-                    return replies
+                    return replies, False
 
 
 def _verdict(data: bytes) -> tuple[int, str]:

@@ -206,3 +206,57 @@ def test_read_project_never_uses_netlink_through_sudo_or_the_helper(
     monkeypatch.setattr(nlread, "_Socket", forbidden)
     runner = FakeRunner().on("sudo", "-n", "nft", "-j", out='{"nftables": []}')
     assert Firewall(runner, ["sudo", "-n", "nft"]).read_project(KEY).exists
+
+
+class FakeNetlink:
+    """A socket that answers each request with scripted datagrams (seq filled in)."""
+
+    def __init__(self, answers: list[list[tuple[int, int, bytes]]]) -> None:
+        self.answers = answers  # per request: (type, flags, payload) messages
+        self.sent = 0
+        self.seq = 0
+
+    def send(self, data: bytes) -> int:
+        self.seq = struct.unpack_from("=IHHII", data)[3]
+        self.sent += 1
+        return len(data)
+
+    def recv(self, _size: int) -> bytes:
+        out = b""
+        for kind, flags, payload in self.answers.pop(0):
+            out += struct.pack("=IHHII", 16 + len(payload), kind, flags, self.seq, 0) + payload
+        return out
+
+
+def linked(answers: list[list[tuple[int, int, bytes]]]) -> tuple[nlread._Socket, FakeNetlink]:
+    link = nlread._Socket.__new__(nlread._Socket)
+    fake = FakeNetlink(answers)
+    link.sock = fake  # type: ignore[assignment]
+    link.seq = 0
+    return link, fake
+
+
+RULE = (0x0A06, 0x2, b"\x01\x00\x00\x00" + b"rule")  # NEWRULE, NLM_F_MULTI
+DONE = (3, 0x2, struct.pack("=i", 0))
+
+
+def test_an_interrupted_dump_is_asked_again() -> None:
+    interrupted = (RULE[0], RULE[1] | 0x10, RULE[2])  # NLM_F_DUMP_INTR
+    link, fake = linked([[interrupted, DONE], [RULE, DONE]])
+    assert link.ask(7, b"", dump=True) == [b"rule"]
+    assert fake.sent == 2
+
+
+def test_a_dump_that_keeps_being_interrupted_is_unreadable() -> None:
+    interrupted = (RULE[0], RULE[1] | 0x10, RULE[2])
+    link, _ = linked([[interrupted, DONE]] * 3)
+    with pytest.raises(nlread.Unreadable, match="kept changing"):
+        link.ask(7, b"", dump=True)
+
+
+def test_kernel_errors() -> None:
+    link, _ = linked([[(2, 0, struct.pack("=i", -2) + bytes(16))]])  # ENOENT: nothing there
+    assert link.ask(1, b"", dump=False) == []
+    link, _ = linked([[(2, 0, struct.pack("=i", -1) + bytes(16))]])  # EPERM: use nft
+    with pytest.raises(nlread.Unreadable, match="refused"):
+        link.ask(1, b"", dump=False)
