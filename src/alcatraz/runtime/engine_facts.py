@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import time
 from collections.abc import Mapping
@@ -54,10 +55,12 @@ def identity(executable: str, environ: Mapping[str, str]) -> tuple[str, str | No
     """(the engine's identity, its local API socket or None).
 
     A socket identity changes when the daemon restarts; a CLI identity never does, so its
-    facts expire after `CLI_TTL`.
+    facts expire after `CLI_TTL`. Both name the CLI program found on PATH: facts asked
+    through another `docker` (a wrapper, another installation) are that program's.
     """
     from alcatraz.runtime.engine_api import local_socket
 
+    program = shutil.which(executable, path=environ.get("PATH")) or executable
     socket_path = local_socket(executable, environ)
     if socket_path:
         try:
@@ -65,12 +68,10 @@ def identity(executable: str, environ: Mapping[str, str]) -> tuple[str, str | No
         except OSError:
             found = None
         if found is not None and stat.S_ISSOCK(found.st_mode):
-            return (
-                f"socket {socket_path} {found.st_dev} {found.st_ino} {found.st_ctime_ns}",
-                socket_path,
-            )
+            daemon = f"{socket_path} {found.st_dev} {found.st_ino} {found.st_ctime_ns}"
+            return f"socket {daemon} via {program}", socket_path
     selected = " ".join(f"{name}={environ.get(name, '')}" for name in _HOST_VARIABLES)
-    return f"cli {executable} {selected}", None
+    return f"cli {program} {selected}", None
 
 
 class FactsCache:

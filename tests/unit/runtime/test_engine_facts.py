@@ -144,9 +144,20 @@ def test_each_engine_and_host_keeps_its_own_facts(tmp_path: Path, sock: str) -> 
     other = {"DOCKER_HOST": "tcp://10.0.0.1:2376"}
     cached_docker(tmp_path, other, runner).is_rootless()
     assert len(runner.calls) == 2
-    assert identity("docker", other) == ("cli docker " + " ".join(
-        f"{name}={other.get(name, '')}" for name in engine_facts._HOST_VARIABLES
-    ), None)  # fmt: skip
+    found, socket_path = identity("docker", other)
+    assert socket_path is None and found.startswith("cli ")
+    assert "DOCKER_HOST=tcp://10.0.0.1:2376" in found
+
+
+def test_another_cli_program_is_another_identity(tmp_path: Path, sock: str) -> None:
+    """A wrapper `docker` first on PATH (or another installation) has facts of its own."""
+    wrapper = tmp_path / "bin" / "docker"
+    wrapper.parent.mkdir()
+    wrapper.write_text("#!/bin/sh\nexit 1\n")
+    wrapper.chmod(0o755)
+    plain = identity("docker", env_for(sock))[0]
+    wrapped = identity("docker", {**env_for(sock), "PATH": str(wrapper.parent)})[0]
+    assert plain != wrapped and str(wrapper) in wrapped
 
 
 def test_a_missing_or_non_socket_path_is_no_socket_identity(tmp_path: Path) -> None:
