@@ -213,8 +213,15 @@ class ProjectStore:
         return state
 
     def update(self, **changes: Any) -> ProjectState:
-        """Read, change the named fields, write; the new state. Hold `lock()` around it."""
-        return self.save(self.load()._replace(**changes))
+        """Read, change the named fields, write; the new state. Hold `lock()` around it.
+
+        Nothing is written when nothing changed (a warm `up` saves what it found): the
+        atomic write with its fsync costs ~10 ms."""
+        current = self.load()
+        changed = current._replace(**changes)
+        if changed == current and current.version == STATE_VERSION:
+            return current
+        return self.save(changed)
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         from pathlib import Path

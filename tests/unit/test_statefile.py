@@ -121,6 +121,13 @@ def test_round_trip_of_every_field(tmp_path: Path) -> None:
     assert store.load() == full
     changed = store.update(setup_done=False, snapshot=None)
     assert changed == full._replace(setup_done=False, snapshot=None) == store.load()
+    # An update that changes nothing writes nothing (a warm `up`); one that does, writes.
+    before = os.stat(store.state_path)
+    os.utime(store.state_path, ns=(before.st_atime_ns, before.st_mtime_ns - 10**9))
+    assert store.update(setup_done=False) == changed
+    assert os.stat(store.state_path).st_mtime_ns == before.st_mtime_ns - 10**9
+    assert store.update(setup_done=True).setup_done is True
+    assert store.load().setup_done is True
 
 
 def test_the_store_owns_the_names_and_forgets_all_but_the_lock(tmp_path: Path) -> None:
