@@ -61,12 +61,12 @@ def policies(count: int) -> list[Policy]:
     return found
 
 
-def netlink_state(ns: str, key: str) -> list[Any]:
+def netlink_state(ns: str, key: str, interface: str | None = None) -> list[Any]:
     """[exists, chains, tags, counters, dispatch, seen] as `nlread` read them in `ns`."""
     code = (
         "import json, sys; from alcatraz.network import nlread, nft; "
         f"s = nlread.read_objects('alcatraz', nft.chain_names({key!r}), {DISPATCH_MAPS!r}, "
-        f"nft.seen_sets({key!r})); "
+        f"nft.seen_sets({key!r}), interface={interface!r}); "
         "print(json.dumps([s.exists, sorted(s.chains), s.tags, s.counters, s.dispatch, s.seen]))"
     )
     state: list[Any] = json.loads(in_ns(ns, [sys.executable, "-c", code]))
@@ -96,6 +96,10 @@ def test_netlink_reads_what_nft_lists(netns: str) -> None:
     assert dispatch == {m: full.dispatch[m] for m in DISPATCH_MAPS}
     assert {k: [list(e) for e in v] for k, v in full.seen.items() if k in own} == seen
     assert seen == {seen4: [["10.1.2.3", 3]], seen6: [["fd00::1", 0]]}
+    bridge = probe.network.interface
+    one = netlink_state(netns, probe.key, bridge)[4]
+    assert one == {m: {bridge: full.dispatch[m][bridge]} for m in DISPATCH_MAPS}
+    assert netlink_state(netns, probe.key, "alcanl-none")[4] == {m: {} for m in DISPATCH_MAPS}
 
     # A flushed chain loses its tag; a deleted table is reported as missing.
     in_ns(netns, ["nft", "flush", "chain", "inet", "alcatraz", inp])

@@ -95,7 +95,9 @@ class Firewall:
         except (ValueError, KeyError, TypeError) as error:
             raise AlcaError(f"cannot parse nft's JSON output: {error}") from None
 
-    def read_project(self, key: str, *, seen: bool = False) -> TableState:
+    def read_project(
+        self, key: str, *, interface: str | None = None, seen: bool = False
+    ) -> TableState:
         """The project's own chains and the dispatch maps (with `seen`, its seen-sets too),
         as `read` would show them: never the whole table where the kernel can be asked
         directly (`nlread`: ~1 ms at any number of projects); else `read`."""
@@ -104,7 +106,9 @@ class Firewall:
 
             try:
                 sets = nft.seen_sets(key) if seen else ()
-                return nlread.read_objects(nft.TABLE, nft.chain_names(key), DISPATCH_MAPS, sets)
+                return nlread.read_objects(
+                    nft.TABLE, nft.chain_names(key), DISPATCH_MAPS, sets, interface=interface
+                )
             except nlread.Unreadable:
                 pass
         return self.read()
@@ -128,10 +132,12 @@ class Firewall:
         elements). No `nft -c` first: the transaction is atomic, so a refused script changes
         nothing either way. The check after reads only the project's objects.
         """
-        current = current or self.read_project(policy.key)
+        current = current or self.read_project(policy.key, interface=policy.network.interface)
         script = nft.apply_script(policy, current.interfaces()) + extra
         self._nft(["-f", "-"], script=script)
-        if not self.verify(policy, self.read_project(policy.key)):
+        if not self.verify(
+            policy, self.read_project(policy.key, interface=policy.network.interface)
+        ):
             raise RefusedError(
                 "the network isolation rules did not load as expected",
                 hint="check `nft list table inet alcatraz`; another tool may be rewriting it",

@@ -48,6 +48,10 @@ def _attr(kind: int, payload: bytes) -> bytes:
     return head + payload + b"\0" * (-len(payload) % 4)
 
 
+def _nest(kind: int, payload: bytes) -> bytes:
+    return _attr(kind | 0x8000, payload)  # NLA_F_NESTED
+
+
 def _name(kind: int, text: str) -> bytes:
     return _attr(kind, text.encode() + b"\0")
 
@@ -206,10 +210,18 @@ def _elements(payloads: list[bytes], kind: str) -> list[tuple[str, int, str]]:
 
 
 def read_objects(
-    table: str, chains: Iterable[str], maps: Iterable[str], sets: Iterable[str]
+    table: str,
+    chains: Iterable[str],
+    maps: Iterable[str],
+    sets: Iterable[str],
+    *,
+    interface: str | None = None,
 ) -> TableState:
     """The named chains (rules' tags and drop counters), verdict maps (ifname -> chain) and
-    address sets (address, packets) of `inet <table>`; missing ones are left out."""
+    address sets (address, packets) of `inet <table>`; missing ones are left out.
+
+    With `interface`, each map holds only that bridge's element (asked by key, so the cost
+    does not grow with the other projects' bridges); else all of them."""
     link = _Socket()
     try:
         if not link.ask(_GET_TABLE, _name(1, table), dump=False):
@@ -221,7 +233,13 @@ def read_objects(
                 for rule in link.ask(_GET_RULE, _name(1, table) + _name(2, chain), dump=True):
                     _rule(rule, state)
         for name in maps:
-            replies = link.ask(_GET_SETELEM, _name(1, table) + _name(2, name), dump=True)
+            head = _name(1, table) + _name(2, name)
+            if interface is None:
+                replies = link.ask(_GET_SETELEM, head, dump=True)
+            else:
+                key = interface.encode()[:15].ljust(16, b"\0")  # IFNAMSIZ, NUL-padded
+                wanted = _nest(3, _nest(1, _nest(1, _attr(1, key))))
+                replies = link.ask(_GET_SETELEM, head + wanted, dump=False)
             state.dispatch[name] = {k: t for k, _, t in _elements(replies, "ifname")}
         for name in sets:
             replies = link.ask(_GET_SETELEM, _name(1, table) + _name(2, name), dump=True)

@@ -213,7 +213,7 @@ def load_rules(
     policy = policy_for(project_id, prepared.network, config, own_resolver=daemon)
     isolation = Isolation(prepared.network, policy, fw)
     if fw is not None:
-        table = fw.read_project(policy.key)
+        table = fw.read_project(policy.key, interface=policy.network.interface)
         if not fw.verify(policy, table):
             with app.progress(_applying(policy)):
                 fw.apply(policy, table, extra=_lan_script(policy))

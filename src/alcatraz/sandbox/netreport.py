@@ -46,7 +46,7 @@ def report(
         return {**result, "state": "missing"}
     fw = Firewall(app.runner, command)
     policy = _expected_policy(project_id, record, config)
-    table = fw.read_project(policy.key, seen=True)
+    table = fw.read_project(policy.key, interface=policy.network.interface, seen=True)
     network = policy.network
     fwd, inp, _ = nft.chain_names(policy.key)
     seen4, seen6 = nft.seen_sets(policy.key)

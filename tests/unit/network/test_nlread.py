@@ -78,12 +78,23 @@ class FakeLink:
         self.asked: list[tuple[int, str, bool]] = []
 
     def ask(self, kind: int, payload: bytes, *, dump: bool) -> list[bytes]:
-        names = [
-            v.split(b"\0")[0].decode() for k, v in nlread.attributes(payload).items() for v in v
-        ]
+        found = nlread.attributes(payload)
+        if kind == 13 and not dump:  # one element, asked by key: answered from the dump
+            key = nlread.attributes(nlread.attributes(nlread.attributes(found[3][0])[1][0])[1][0])
+            name = found[2][0].split(b"\0")[0].decode()
+            self.asked.append((kind, name, dump))
+            wanted = key[1][0]
+            return [self._only(reply, wanted) for reply in self.answers.get((kind, name), [])]
+        names = [v.split(b"\0")[0].decode() for k in sorted(found) for v in found[k]]
         name = names[-1]
         self.asked.append((kind, name, dump))
         return self.answers.get((kind, name), [])
+
+    @staticmethod
+    def _only(reply: bytes, wanted: bytes) -> bytes:
+        items = nlread.attributes(nlread.attributes(reply)[3][0]).get(1, [])
+        kept = [i for i in items if nlread.attributes(nlread.attributes(i)[1][0])[1][0] == wanted]
+        return elements(*(nest(1, i) for i in kept))
 
     def close(self) -> None:
         pass
@@ -260,3 +271,14 @@ def test_kernel_errors() -> None:
     link, _ = linked([[(2, 0, struct.pack("=i", -1) + bytes(16))]])  # EPERM: use nft
     with pytest.raises(nlread.Unreadable, match="refused"):
         link.ask(1, b"", dump=False)
+
+
+def test_with_an_interface_each_map_is_asked_for_that_bridge_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    link = loaded(monkeypatch, project_answers())
+    state = nlread.read_objects(
+        "alcatraz", nft.chain_names(KEY), DISPATCH_MAPS, (), interface="alca-" + KEY
+    )
+    assert state.dispatch["fwd_dispatch"] == {"alca-" + KEY: FWD}  # not alca-other
+    assert all(not dump for kind, _, dump in link.asked if kind == 13)
