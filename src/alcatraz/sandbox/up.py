@@ -331,8 +331,11 @@ class UpRun:
 
     def _api_socket(self, step: Step) -> str:
         """Asked at every `up` (one `/_ping`, about a millisecond): a socket that stopped
-        answering since the last `up` is dropped, so `run` goes straight to the CLI."""
-        return spec.answering_api_socket(self.runtime(step).executable, self.app.environ)
+        answering since the last `up` is dropped, so `run` goes straight to the CLI.
+
+        KEEP_RUN_SPEC names no engine: the kept container's is meant."""
+        engine = step.engine or self.observed.container_engine or self.observed.engine
+        return spec.answering_api_socket(self.runtimes[engine].executable, self.app.environ)
 
     def do_release_lock(self, step: Step) -> None:
         self.lock.close()
