@@ -241,7 +241,7 @@ def _rounds(
 ) -> dict[str, list[float]]:
     """Every variant once per round, shuffled; `up` stops after its own count of rounds."""
     samples: dict[str, list[float]] = {name: [] for name in runners}
-    total = max(rounds.values())
+    total = max(rounds.get(name.split("/")[0], rounds["up"]) for name in runners)
     for index, order in enumerate(stats.schedule(sorted(runners), total, seed=len(engine))):
         if index % 10 == 0:
             progress(f"{engine}: round {index + 1}/{total}")
