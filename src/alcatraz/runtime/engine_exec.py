@@ -248,6 +248,20 @@ class _Stream:
                 terminal.tick(wake in readable)
 
 
+def _fill_closed_standard_fds() -> None:
+    """A closed 0, 1 or 2 would go to the engine's socket (the lowest free descriptor), and
+    the stream would be copied into itself: point them at /dev/null first. For stdin that
+    is an immediate end of input, as `docker exec -i ... <&-` gets."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def run_exec(
     socket_path: str,
     container: str,
@@ -266,6 +280,7 @@ def run_exec(
     `announce` is called once the exec is created, just before it starts.
     """
     stdin_fd, out_fd, err_fd = fds
+    _fill_closed_standard_fds()
     try:
         sock = connect(socket_path, _CONTROL_TIMEOUT)
     except ApiUnavailable as error:

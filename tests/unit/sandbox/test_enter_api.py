@@ -125,3 +125,23 @@ def test_a_closed_stdout_ends_it_by_sigpipe_quietly() -> None:
         os.close(write_end)
     assert done.returncode == -13
     assert done.stderr == b""
+
+
+def test_a_closed_stdin_is_an_empty_one_not_the_engines_socket() -> None:
+    """With fd 0 closed the socket would become fd 0 and be read as stdin (a hang)."""
+
+    def echo(conn: socket.socket, _tty: bool) -> None:
+        while chunk := conn.recv(65536):
+            conn.sendall(frame(1, chunk))
+        conn.sendall(frame(1, b"done\n"))
+
+    with engine_server(FakeExecEngine(echo, exit_code=0)) as server:
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, server.path],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+            preexec_fn=lambda: os.close(0),
+        )
+    assert (done.returncode, done.stdout) == (0, b"done\n")
