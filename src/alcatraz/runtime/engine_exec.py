@@ -56,8 +56,18 @@ class ExecLost(Exception):
     """The exec was started but its stream or exit status was lost: never run it again."""
 
 
-def exec_config(command: Sequence[str], env: Sequence[str], workdir: str, tty: bool) -> object:
-    """The body of `POST /containers/{name}/exec`, as `docker exec -i [-t] -e -w` sends it."""
+def exec_config(
+    command: Sequence[str],
+    env: Sequence[str],
+    workdir: str,
+    tty: bool,
+    console_size: tuple[int, int] | None = None,
+) -> dict[str, object]:
+    """The body of `POST /containers/{name}/exec`, as `docker exec -i [-t] -e -w` sends it.
+
+    `console_size` (rows, columns): engines from Docker API 1.42 on size the terminal before
+    the command starts; older ones ignore it and get the resize right after the start.
+    """
     config: dict[str, object] = {
         "AttachStdin": True,
         "AttachStdout": True,
@@ -69,6 +79,8 @@ def exec_config(command: Sequence[str], env: Sequence[str], workdir: str, tty: b
         config["Env"] = list(env)
     if workdir:
         config["WorkingDir"] = workdir
+    if tty and console_size is not None:
+        config["ConsoleSize"] = list(console_size)
     return config
 
 
@@ -80,7 +92,18 @@ def _create(sock: _socket.socket, container: str, config: object) -> str:
     return exec_id
 
 
-def _start(sock: _socket.socket, exec_id: str, tty: bool) -> bytes:
+def _start_body(config: dict[str, object]) -> dict[str, object]:
+    """`Detach`, `Tty` and the terminal's size: Docker reads it as `ConsoleSize` (API 1.42+),
+    Podman as `h`/`w`; each ignores the other's, and without it the command's first look at
+    its terminal may find no size at all."""
+    body: dict[str, object] = {"Detach": False, "Tty": config["Tty"]}
+    size = config.get("ConsoleSize")
+    if isinstance(size, list):
+        body.update(ConsoleSize=size, h=size[0], w=size[1])
+    return body
+
+
+def _start(sock: _socket.socket, exec_id: str, config: dict[str, object]) -> bytes:
     """Start the exec on `sock` and hijack it; the bytes already read past the reply head.
 
     Only an HTTP error means the command did not start (`ApiError`); once the request is
@@ -91,7 +114,7 @@ def _start(sock: _socket.socket, exec_id: str, tty: bool) -> bytes:
             encode_request(
                 "POST",
                 f"/exec/{quote_segment(exec_id)}/start",
-                {"Detach": False, "Tty": tty},
+                _start_body(config),
                 "Connection: Upgrade\r\nUpgrade: tcp\r\n",
             )
         )
@@ -286,11 +309,17 @@ def run_exec(
     except ApiUnavailable as error:
         raise NotStarted(error) from None
     try:
+        size = None
+        if tty:
+            from alcatraz.runtime.engine_tty import terminal_size
+
+            size = terminal_size(out_fd, stdin_fd if stdin_fd is not None else 0)
+        config = exec_config(command, env, workdir, tty, size)
         try:
-            exec_id = _create(sock, container, exec_config(command, env, workdir, tty))
+            exec_id = _create(sock, container, config)
             if announce is not None:
                 announce()
-            rest = _start(sock, exec_id, tty)
+            rest = _start(sock, exec_id, config)
         except (ApiUnavailable, ApiError) as error:
             raise NotStarted(error) from None
         sock.settimeout(None)
