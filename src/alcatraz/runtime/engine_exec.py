@@ -300,7 +300,7 @@ def run_exec(
 
     `NotStarted` before anything ran, `ExecLost` after. With `tty`, stdin must be a
     terminal: it is put in raw mode for the command's life and always restored.
-    `announce` is called once the exec is created, just before it starts.
+    `announce` is called once the exec has started, before any of its output.
     """
     stdin_fd, out_fd, err_fd = fds
     _fill_closed_standard_fds()
@@ -317,11 +317,11 @@ def run_exec(
         config = exec_config(command, env, workdir, tty, size)
         try:
             exec_id = _create(sock, container, config)
-            if announce is not None:
-                announce()
             rest = _start(sock, exec_id, config)
         except (ApiUnavailable, ApiError) as error:
             raise NotStarted(error) from None
+        if announce is not None:
+            announce()
         sock.settimeout(None)
         if not tty:
             _Stream(sock, stdin_fd, _Demux(out_fd, err_fd)).run(rest)
