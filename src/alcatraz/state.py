@@ -19,7 +19,6 @@ be read and rewritten by the agent (upstream §7.1 S1, S9). Here each project ge
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -43,10 +42,23 @@ LOCK_FILE: Final = "lock"
 CONFLICTS_FILE: Final = "sync-conflicts.json"
 
 
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 from the interpreter's builtin module: `hashlib` loads OpenSSL (~3 ms), and
+    `alca run` hashes the project's path on every call."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]  # CPython 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found]  # 3.11
+        except ImportError:  # a build without the builtin modules
+            from hashlib import sha256
+    return str(sha256(data).hexdigest())
+
+
 def project_key(project_root: Path | str) -> str:
     """Stable directory name for a project: a hash of its real path."""
     real = os.path.realpath(project_root)
-    return hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return _sha256_hex(real.encode("utf-8", "surrogateescape"))[:24]
 
 
 def project_dir(home: Path, project_root: Path) -> Path:
@@ -56,7 +68,7 @@ def project_dir(home: Path, project_root: Path) -> Path:
 def owner_label(home: str) -> str:
     """Identifies an alcatraz home (and its user) on an engine shared by several."""
     real = os.path.realpath(home)
-    return hashlib.sha256(f"{os.getuid()}:{real}".encode()).hexdigest()[:16]
+    return _sha256_hex(f"{os.getuid()}:{real}".encode())[:16]
 
 
 def container_name_for(project_id: str) -> str:

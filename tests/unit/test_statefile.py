@@ -262,3 +262,13 @@ def test_alca_run_on_a_corrupted_state_file_exits_1_without_a_traceback(
     assert store.state_path in done.stderr and words in done.stderr, done.stderr
     assert "move the file aside and run 'alca up'" in done.stderr
     assert Path(store.state_path).read_text() == content  # nothing changed
+
+
+def test_project_key_and_owner_label_are_hashlib_sha256(tmp_path: Path) -> None:
+    """The builtin SHA-256 the run path uses must name the same directories as before."""
+    import hashlib
+
+    real = os.path.realpath(tmp_path)
+    assert state.project_key(tmp_path) == hashlib.sha256(real.encode()).hexdigest()[:24]
+    expected = hashlib.sha256(f"{os.getuid()}:{real}".encode()).hexdigest()[:16]
+    assert state.owner_label(str(tmp_path)) == expected

@@ -56,8 +56,18 @@ class ExecLost(Exception):
     """The exec was started but its stream or exit status was lost: never run it again."""
 
 
-def exec_config(command: Sequence[str], env: Sequence[str], workdir: str, tty: bool) -> object:
-    """The body of `POST /containers/{name}/exec`, as `docker exec -i [-t] -e -w` sends it."""
+def exec_config(
+    command: Sequence[str],
+    env: Sequence[str],
+    workdir: str,
+    tty: bool,
+    console_size: tuple[int, int] | None = None,
+) -> dict[str, object]:
+    """The body of `POST /containers/{name}/exec`, as `docker exec -i [-t] -e -w` sends it.
+
+    `console_size` (rows, columns): engines from Docker API 1.42 on size the terminal before
+    the command starts; older ones ignore it and get the resize right after the start.
+    """
     config: dict[str, object] = {
         "AttachStdin": True,
         "AttachStdout": True,
@@ -69,6 +79,8 @@ def exec_config(command: Sequence[str], env: Sequence[str], workdir: str, tty: b
         config["Env"] = list(env)
     if workdir:
         config["WorkingDir"] = workdir
+    if tty and console_size is not None:
+        config["ConsoleSize"] = list(console_size)
     return config
 
 
@@ -80,7 +92,18 @@ def _create(sock: _socket.socket, container: str, config: object) -> str:
     return exec_id
 
 
-def _start(sock: _socket.socket, exec_id: str, tty: bool) -> bytes:
+def _start_body(config: dict[str, object]) -> dict[str, object]:
+    """`Detach`, `Tty` and the terminal's size: Docker reads it as `ConsoleSize` (API 1.42+),
+    Podman as `h`/`w`; each ignores the other's, and without it the command's first look at
+    its terminal may find no size at all."""
+    body: dict[str, object] = {"Detach": False, "Tty": config["Tty"]}
+    size = config.get("ConsoleSize")
+    if isinstance(size, list):
+        body.update(ConsoleSize=size, h=size[0], w=size[1])
+    return body
+
+
+def _start(sock: _socket.socket, exec_id: str, config: dict[str, object]) -> bytes:
     """Start the exec on `sock` and hijack it; the bytes already read past the reply head.
 
     Only an HTTP error means the command did not start (`ApiError`); once the request is
@@ -91,7 +114,7 @@ def _start(sock: _socket.socket, exec_id: str, tty: bool) -> bytes:
             encode_request(
                 "POST",
                 f"/exec/{quote_segment(exec_id)}/start",
-                {"Detach": False, "Tty": tty},
+                _start_body(config),
                 "Connection: Upgrade\r\nUpgrade: tcp\r\n",
             )
         )
@@ -248,6 +271,20 @@ class _Stream:
                 terminal.tick(wake in readable)
 
 
+def _fill_closed_standard_fds() -> None:
+    """A closed 0, 1 or 2 would go to the engine's socket (the lowest free descriptor), and
+    the stream would be copied into itself: point them at /dev/null first. For stdin that
+    is an immediate end of input, as `docker exec -i ... <&-` gets."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def run_exec(
     socket_path: str,
     container: str,
@@ -263,21 +300,28 @@ def run_exec(
 
     `NotStarted` before anything ran, `ExecLost` after. With `tty`, stdin must be a
     terminal: it is put in raw mode for the command's life and always restored.
-    `announce` is called once the exec is created, just before it starts.
+    `announce` is called once the exec has started, before any of its output.
     """
     stdin_fd, out_fd, err_fd = fds
+    _fill_closed_standard_fds()
     try:
         sock = connect(socket_path, _CONTROL_TIMEOUT)
     except ApiUnavailable as error:
         raise NotStarted(error) from None
     try:
+        size = None
+        if tty:
+            from alcatraz.runtime.engine_tty import terminal_size
+
+            size = terminal_size(out_fd, stdin_fd if stdin_fd is not None else 0)
+        config = exec_config(command, env, workdir, tty, size)
         try:
-            exec_id = _create(sock, container, exec_config(command, env, workdir, tty))
-            if announce is not None:
-                announce()
-            rest = _start(sock, exec_id, tty)
+            exec_id = _create(sock, container, config)
+            rest = _start(sock, exec_id, config)
         except (ApiUnavailable, ApiError) as error:
             raise NotStarted(error) from None
+        if announce is not None:
+            announce()
         sock.settimeout(None)
         if not tty:
             _Stream(sock, stdin_fd, _Demux(out_fd, err_fd)).run(rest)

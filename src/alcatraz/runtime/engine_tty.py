@@ -66,6 +66,19 @@ def raw_attributes(attributes: list[Any]) -> list[Any]:
     return [iflag, oflag, cflag, lflag, attributes[4], attributes[5], control]
 
 
+def terminal_size(*fds: int) -> tuple[int, int] | None:
+    """(rows, columns) of the first of `fds` that is a sized terminal, as the CLIs read it
+    (stdout's first); None when none is."""
+    for fd in fds:
+        try:
+            columns, lines = os.get_terminal_size(fd)
+        except OSError:
+            continue
+        if columns > 0 and lines > 0:
+            return lines, columns
+    return None
+
+
 class Terminal:
     """Context manager around a TTY exec's copy loop (see the module's docstring)."""
 
@@ -140,19 +153,9 @@ class Terminal:
         wait = 0.01 * (_RESIZE_TRIES - self._tries_left)
         self._resize_at = time.monotonic() + wait if self._tries_left > 0 else None
 
-    def _size(self) -> tuple[int, int] | None:
-        for fd in (self.out_fd, self.in_fd):
-            try:
-                columns, lines = os.get_terminal_size(fd)
-            except OSError:
-                continue
-            if columns > 0 and lines > 0:
-                return lines, columns
-        return None
-
     def _resize(self) -> bool:
         """Give the exec's terminal our size; False when the engine refused (retried)."""
-        size = self._size()
+        size = terminal_size(self.out_fd, self.in_fd)
         if size is None or size == self._last_size:
             return True
         try:

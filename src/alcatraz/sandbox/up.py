@@ -301,7 +301,7 @@ class UpRun:
         previous = self.project.state.run_spec
         if previous is not None:
             record = previous._replace(
-                isolation=self.run_isolation, api_socket=self._api_socket(step)
+                isolation=self.run_isolation, api_socket=self._api_socket(previous.executable)
             )
             save_state(self.project, run_spec=record)
 
@@ -325,17 +325,14 @@ class UpRun:
             self.runtime(step),
             self.name,
             self.run_isolation,
-            api_socket=self._api_socket(step),
+            api_socket=self._api_socket(self.runtime(step).executable),
         )
         save_state(self.project, run_spec=record)
 
-    def _api_socket(self, step: Step) -> str:
+    def _api_socket(self, executable: str) -> str:
         """Asked at every `up` (one `/_ping`, about a millisecond): a socket that stopped
-        answering since the last `up` is dropped, so `run` goes straight to the CLI.
-
-        KEEP_RUN_SPEC names no engine: the kept container's is meant."""
-        engine = step.engine or self.observed.container_engine or self.observed.engine
-        return spec.answering_api_socket(self.runtimes[engine].executable, self.app.environ)
+        answering since the last `up` is dropped, so `run` goes straight to the CLI."""
+        return spec.answering_api_socket(executable, self.app.environ)
 
     def do_release_lock(self, step: Step) -> None:
         self.lock.close()

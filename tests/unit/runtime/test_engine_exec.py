@@ -102,6 +102,7 @@ def test_frames_split_anywhere_reach_stdout_and_stderr_byte_exact() -> None:
         "Env": ["A=1"],
         "WorkingDir": "/w",
     }
+    assert engine.bodies[1] == {"Detach": False, "Tty": False}  # the start: no size
     assert engine.paths[:3] == ["/containers/alca-box/exec", "/exec/e1/start", "/exec/e1/json"]
 
 
@@ -219,7 +220,10 @@ def test_tty_mode_is_raw_while_running_restored_after_and_sized() -> None:
     assert isinstance(during, list)
     assert not during[3] & (termios.ICANON | termios.ECHO | termios.ISIG)
     assert engine.bodies[0]["Tty"] is True
-    assert "/exec/e1/resize?h=33&w=120" in engine.paths
+    assert engine.bodies[0]["ConsoleSize"] == [33, 120]  # Docker API 1.42+
+    start = engine.bodies[1]
+    assert (start["ConsoleSize"], start["h"], start["w"]) == ([33, 120], 33, 120)  # Podman
+    assert "/exec/e1/resize?h=33&w=120" in engine.paths  # older engines
 
 
 def test_terminal_is_restored_when_killed_by_sigterm() -> None:

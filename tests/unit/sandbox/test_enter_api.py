@@ -125,3 +125,45 @@ def test_a_closed_stdout_ends_it_by_sigpipe_quietly() -> None:
         os.close(write_end)
     assert done.returncode == -13
     assert done.stderr == b""
+
+
+def test_a_closed_stdin_is_an_empty_one_not_the_engines_socket() -> None:
+    """With fd 0 closed the socket would become fd 0 and be read as stdin (a hang)."""
+
+    def echo(conn: socket.socket, _tty: bool) -> None:
+        while chunk := conn.recv(65536):
+            conn.sendall(frame(1, chunk))
+        conn.sendall(frame(1, b"done\n"))
+
+    with engine_server(FakeExecEngine(echo, exit_code=0)) as server:
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, server.path],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+            preexec_fn=lambda: os.close(0),
+        )
+    assert (done.returncode, done.stdout) == (0, b"done\n")
+
+
+def test_a_start_refused_falls_back_without_naming_the_api_path(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An HTTP error from the start means it never ran: the CLI may try, and the debug log
+    names only the path that ran (`→ Executing:` comes from the CLI path)."""
+
+    def refuse_start(conn: socket.socket, request: bytes) -> None:
+        body = b'{"Id": "e1"}'
+        conn.sendall(f"HTTP/1.1 201 Created\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        conn.recv(65536)  # the start
+        error = b'{"message": "boom"}'
+        conn.sendall(
+            f"HTTP/1.1 500 Internal Server Error\r\nContent-Length: {len(error)}\r\n\r\n".encode()
+            + error
+        )
+
+    monkeypatch.setenv("ALCA_DEBUG", "1")
+    with engine_server(refuse_start) as server:
+        assert enter.exec_api(SPEC, server.path, PARTS, False) is None
+    assert "Engine API" not in capsys.readouterr().err
