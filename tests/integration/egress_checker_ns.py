@@ -57,7 +57,11 @@ async def _serve(port: int, pairs: list[str]) -> None:
 
 
 def _client(address: str, port: int, first: bytes) -> str:
-    with socket.create_connection((address, port), timeout=10) as sock:
+    try:
+        sock = socket.create_connection((address, port), timeout=10)
+    except ConnectionResetError:  # reset before connect() returned (a fast refusal)
+        return "reset"
+    with sock:
         try:
             sock.sendall(first)
             sock.shutdown(socket.SHUT_WR)
