@@ -176,6 +176,12 @@ def run(args: list[str]) -> int:
             "configuration not found: run 'alca init' first",
             hint=f"no .alca.toml in {cwd} or any parent directory",
         )
+    exec_replace(checked_argv(root, args, cwd))
+
+
+def checked_argv(root: str, args: list[str], cwd: str) -> list[str]:
+    """The engine's `exec` argv for `args` in the sandbox of `root`, after every check
+    `alca run` makes (rules loaded, second layer current, same directory)."""
     store = ProjectStore.of(alca_home_str(), root)
     data = store.load()  # StateFileError (exit 1, file and key named) when it is unreadable
     spec = data.run_spec
@@ -209,4 +215,4 @@ def run(args: list[str]) -> int:
         sys.stderr.write(
             "Note: the configuration changed since the last 'alca up'; run 'alca up' to apply it.\n"
         )
-    exec_replace(build_argv(spec, args, cwd, os.isatty(0)))
+    return build_argv(spec, args, cwd, os.isatty(0))
