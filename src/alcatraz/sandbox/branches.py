@@ -229,9 +229,9 @@ def describe(app: App, paths: BranchPaths, record: BranchRecord) -> dict[str, ob
     user_root = Path(record.user_root)
     try:
         found = _sandbox(app, paths)
-    except AlcaError:
-        found = None
-    status = "absent" if found is None else ("running" if found.running else "stopped")
+        status = "absent" if found is None else ("running" if found.running else "stopped")
+    except AlcaError:  # no engine answers, the state is damaged: not known to be gone
+        found, status = None, "unknown"
     try:
         ahead = branchgit.ahead(app, user_root, record.base, record.name)
     except AlcaError:
@@ -262,3 +262,22 @@ def every_branch(app: App) -> list[dict[str, object]]:
         if record is not None:
             rows.append(describe(app, paths, record))
     return rows
+
+
+def stale_copies(app: App) -> list[dict[str, object]]:
+    """Branch sandboxes whose sandbox is gone and whose project or branch is gone too."""
+    stale = []
+    for row in every_branch(app):
+        if row["status"] != "absent":
+            continue
+        project_root = Path(str(row["project"]))
+        if not (project_root / ".git").exists():
+            stale.append({**row, "reason": "the project (or its repository) is gone"})
+            continue
+        try:
+            has_branch = branchgit.tip(app, project_root, str(row["branch"])) is not None
+        except AlcaError:
+            has_branch = False
+        if not has_branch:
+            stale.append({**row, "reason": "the branch is gone from the project's repository"})
+    return stale

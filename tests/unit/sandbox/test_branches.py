@@ -92,3 +92,27 @@ def test_branch_options_need_b(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--purge needs -b" in capsys.readouterr().err
     assert main(["up", "-b", "../x"]) == ExitCode.USAGE
     assert main(["run", "-b", "-rf", "true"]) == ExitCode.USAGE
+
+
+def test_stale_copies_are_those_whose_project_or_branch_is_gone(tmp_path: Path) -> None:
+    from alcatraz import state
+    from alcatraz.sandbox.branches import BranchRecord, every_branch, stale_copies
+
+    app = project_app(tmp_path)
+    user = app.cwd
+    repository(user, 'image = "alpine:3.21"\n')
+    subprocess.run(
+        ["git", "-C", str(user), "-c", "user.name=u", "-c", "user.email=u@x.invalid",
+         "commit", "-q", "--allow-empty", "-m", "base"],
+        check=True,
+    )  # fmt: skip
+    subprocess.run(["git", "-C", str(user), "branch", "kept"], check=True)
+    gone_project = tmp_path / "gone"
+    for root, name in ((user, "kept"), (user, "deleted"), (gone_project, "kept")):
+        paths = BranchPaths.of(app.home, root, name)
+        paths.work.mkdir(parents=True)
+        state.write_json(paths.record, BranchRecord(name, str(root), "0" * 40, "now")._asdict())
+    assert len(every_branch(app)) == 3
+    assert {row["status"] for row in every_branch(app)} == {"absent"}
+    stale = {(row["branch"], row["project"]) for row in stale_copies(app)}
+    assert stale == {("deleted", str(user)), ("kept", str(gone_project))}
