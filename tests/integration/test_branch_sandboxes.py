@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.isolation_helpers import (
+    ALCA,
     REFUSED,
     Outcome,
     Project,
@@ -224,3 +225,35 @@ def test_down_keeps_uncommitted_work(repo: Repo) -> None:
     repo.ok("up", "-b", ONE)  # back on the same copy
     assert repo.inside(ONE, "cat draft.txt").stdout.strip() == "draft"
     assert not has_ref(repo.root, f"refs/alca/branches/{ONE}")
+
+
+def test_four_branch_sandboxes_built_at_once_do_not_interfere(repo: Repo) -> None:
+    branches = [f"agent/p{i}" for i in range(4)]
+    env = repo.project.ws.env()
+    try:
+        started = [
+            subprocess.Popen(
+                [*ALCA, "up", "-b", branch],
+                cwd=repo.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for branch in branches
+        ]
+        outputs = [child.communicate(timeout=600)[0] for child in started]
+        for child, output in zip(started, outputs, strict=True):
+            assert child.returncode == 0, output
+        containers = {repo.status(branch)["container"] for branch in branches}
+        assert len(containers) == 4
+        for branch in branches:
+            done = repo.inside(branch, f"{AGENT} commit -q --allow-empty -m 'from {branch}'")
+            assert done.returncode == 0, str(done)
+        for branch in branches:
+            assert git(repo.root, "log", "-1", "--format=%s", branch) == f"from {branch}"
+    finally:
+        for branch in branches:
+            done = repo.alca("down", "-b", branch, "--force", "--purge")
+            assert done.returncode == 0 or "no branch sandbox" in done.output, str(done)

@@ -154,7 +154,8 @@ def _sandbox(app: App, paths: BranchPaths) -> _Sandbox | None:
     return _Sandbox(runtime, info.name, spec.workdir, running)
 
 
-def bring_back(app: App, paths: BranchPaths, record: BranchRecord) -> None:
+def bring_back(app: App, paths: BranchPaths, record: BranchRecord) -> str | None:
+    """The branch's commits into the user's repository; the line that says so, if any moved."""
     found = _sandbox(app, paths)
     if found is None or not found.running:
         raise RefusedError(
@@ -165,8 +166,9 @@ def bring_back(app: App, paths: BranchPaths, record: BranchRecord) -> None:
         app, found.runtime, found.container, found.workdir, Path(record.user_root), paths,
         record.name, record.base,
     )  # fmt: skip
-    if moved is not None:
-        app.step(f"Branch {printable(record.name)} of your repository is now at {moved[:12]}")
+    if moved is None:
+        return None
+    return f"Branch {printable(record.name)} of your repository is now at {moved[:12]}"
 
 
 def run_branch(app: App, name: str, args: list[str]) -> int:
@@ -178,7 +180,9 @@ def run_branch(app: App, name: str, args: list[str]) -> int:
     here = os.path.relpath(cwd, user_root) if inside(app.cwd, user_root) else "."
     argv = enter.checked_argv(str(paths.work), args, str(paths.work / here))
     code = proc.run_attached(argv)
-    bring_back(app, paths, record)
+    moved = bring_back(app, paths, record)
+    if moved is not None and not app.quiet:
+        app.err(f"→ {moved}")  # stderr: stdout is the command's
     return code
 
 
@@ -191,7 +195,9 @@ def down_branch(app: App, name: str, *, force: bool, purge: bool) -> None:
     dirty = True
     if found is not None and running:
         try:
-            bring_back(app, paths, record)
+            moved = bring_back(app, paths, record)
+            if moved is not None:
+                app.step(moved)
         except RefusedError:
             if not force:
                 raise
