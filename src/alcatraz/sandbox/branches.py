@@ -122,8 +122,11 @@ def up_branch(app: App, name: str, *, start: str | None, force: bool, assume_yes
 def _create(app: App, user_root: Path, paths: BranchPaths, name: str, start: str | None) -> None:
     base = branchgit.start_commit(app, user_root, name, start)
     app.step(f"Creating a private copy on branch {printable(name)} at {base[:12]}...")
-    if paths.work.exists():  # left by a `up -b` that failed before the copy was recorded
-        shutil.rmtree(paths.work)
+    if paths.work.exists():  # unrecorded: an `up -b` killed while copying, or a lost record
+        raise RefusedError(
+            f"a copy without a record is in the way at {paths.work}; nothing was changed",
+            hint="look at it (it may hold an agent's work), remove it, then try again",
+        )
     try:
         branchgit.create_copy(app, user_root, paths, name, base)
     except BaseException:

@@ -116,3 +116,23 @@ def test_stale_copies_are_those_whose_project_or_branch_is_gone(tmp_path: Path) 
     assert {row["status"] for row in every_branch(app)} == {"absent"}
     stale = {(row["branch"], row["project"]) for row in stale_copies(app)}
     assert stale == {("deleted", str(user)), ("kept", str(gone_project))}
+
+
+def test_an_unrecorded_copy_in_the_way_is_refused_not_removed(tmp_path: Path) -> None:
+    from alcatraz.sandbox.branches import up_branch
+
+    app = project_app(tmp_path)
+    user = app.cwd
+    repository(user, 'image = "alpine:3.21"\n')
+    subprocess.run(
+        ["git", "-C", str(user), "-c", "user.name=u", "-c", "user.email=u@x.invalid",
+         "commit", "-q", "--allow-empty", "-m", "base"],
+        check=True,
+    )  # fmt: skip
+    paths = BranchPaths.of(app.home, user, "agent/a")
+    paths.work.mkdir(parents=True)
+    (paths.work / "work-in-progress").write_text("keep me")
+    with pytest.raises(RefusedError, match="without a record"):
+        up_branch(app, "agent/a", start=None, force=False, assume_yes=True)
+    assert (paths.work / "work-in-progress").read_text() == "keep me"
+    assert read_record(paths) is None
