@@ -182,6 +182,9 @@ def test_an_agent_cannot_write_the_users_checkout_git_or_the_other_copy(repo: Re
     assert not (other / "pwned").exists() and not (other / ".git" / "pwned").exists()
     readonly = repo.inside(ONE, f"touch {objects}/pwned")
     assert readonly.returncode != 0  # the objects are there, read-only
+    config = repo.inside(ONE, "echo 'image = \"evil\"' >> /workspace/.alca.toml")
+    assert config.returncode != 0, str(config)  # the copy's config is read-only too
+    assert "evil" not in (repo.copy(ONE) / ".alca.toml").read_text()
     seen = repo.inside(ONE, f"test -d {objects}/pack && ! test -e {other}")
     assert seen.returncode == 0, seen.stderr  # the positive control: objects seen, copy not
     git(repo.root, "fsck", "--strict")
