@@ -9,6 +9,7 @@ error message explains itself. `exec_replace` hands the process over (for `alca 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -20,6 +21,7 @@ from alcatraz.errors import AlcaError, UnavailableError
 from alcatraz.printable import printable_lines
 
 if TYPE_CHECKING:
+    import subprocess
     from typing import NoReturn
 
 
@@ -199,3 +201,82 @@ def exec_replace(argv: Sequence[str]) -> NoReturn:
         raise UnavailableError(
             f"{args[0]} is not installed (not found on PATH)", hint=f"install {args[0]}"
         ) from None
+
+
+def run_binary(
+    argv: Sequence[str],
+    *,
+    stdin: int | None = None,
+    input: bytes = b"",
+    output: int | None = None,
+    limit: int = 1 << 20,
+    timeout: float | None = None,
+) -> Result:
+    """Run `argv` on bytes: stdin from the open file `stdin` (else `input`), stdout to the open
+    file `output` (else captured as text), at most `limit` bytes of it.
+
+    For data too large for memory, or not text (a pack read from a sandbox): past `limit` the
+    program is killed and the result fails (exit -1, "output over the limit").
+    """
+    import subprocess
+    import tempfile
+
+    args = tuple(argv)
+    log_command(args)
+    with contextlib.ExitStack() as stack:
+        given = stack.enter_context(tempfile.TemporaryFile()) if stdin is None else None
+        if given is not None:
+            given.write(input)
+            given.seek(0)
+        errors = stack.enter_context(tempfile.TemporaryFile())
+        source = stdin if given is None else given.fileno()
+        try:
+            child = subprocess.Popen(args, stdin=source, stdout=subprocess.PIPE, stderr=errors)
+        except FileNotFoundError:
+            raise UnavailableError(f"{args[0]} is not installed (not found on PATH)") from None
+        captured, code = _drain(child, output, limit)
+        if code is not None:
+            code = child.wait(timeout=timeout)
+        errors.seek(0)
+        text = errors.read(65536).decode("utf-8", "replace")
+    if code is None:
+        return Result(args, -1, "", f"output over the limit of {limit} bytes")
+    return Result(args, code, captured.decode("utf-8", "replace"), text)
+
+
+def _drain(
+    child: subprocess.Popen[bytes], output: int | None, limit: int
+) -> tuple[bytes, int | None]:
+    """(captured stdout, 0), or (b"", None) once more than `limit` bytes came (child killed)."""
+    captured = bytearray()
+    written = 0
+    sink = os.fdopen(os.dup(output), "wb") if output is not None else None
+    with child, contextlib.ExitStack() as stack:
+        if sink is not None:
+            stack.enter_context(sink)
+        stream = child.stdout
+        if stream is None:
+            return b"", 0
+        while chunk := stream.read(1 << 20):
+            written += len(chunk)
+            if written > limit:
+                child.kill()
+                return b"", None
+            if sink is not None:
+                sink.write(chunk)
+            else:
+                captured += chunk
+    return bytes(captured), 0
+
+
+def run_attached(argv: Sequence[str]) -> int:
+    """Run `argv` on this terminal (stdin, stdout, stderr, TTY shared) and return its exit
+    status: `exec_replace` for when alcatraz has work left after the command."""
+    import subprocess
+
+    args = tuple(argv)
+    log_command(args)
+    try:
+        return subprocess.call(args)
+    except FileNotFoundError:
+        raise UnavailableError(f"{args[0]} is not installed (not found on PATH)") from None

@@ -36,12 +36,20 @@ def _report_bug(error: BaseException) -> int:
     return ExitCode.INTERNAL
 
 
+def _run_option(first: list[str]) -> bool:
+    """Whether `alca run`'s first argument is its own option (help, `-b NAME`): the parser
+    then handles it; any other first word is the command, on the fast path."""
+    return bool(first) and (
+        first[0] in ("-h", "--help", "-b", "--branch") or first[0].startswith(("--branch=", "-b"))
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `alca` command; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("ALCA_DEBUG", "") not in ("", "0")
     try:
-        if args[:1] == ["run"] and args[1:2] not in (["-h"], ["--help"]):
+        if args[:1] == ["run"] and not _run_option(args[1:2]):
             from alcatraz.sandbox.enter import run
 
             return run(args[1:])

@@ -189,6 +189,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     from alcatraz.sandbox.project import owner_label
 
     owner = owner_label(app)
+    _report_copies(app)
     report = gather(app, owner)
     if report.empty:
         return 0
@@ -315,3 +316,23 @@ def _remove_network(app: App, runtime: Runtime, network: NetworkInfo, reason: st
     )
     isolation.teardown(app, runtime, record)
     app.step(f"Removed network {printable(network.name)} and its rules ({reason})")
+
+
+def _report_copies(app: App) -> None:
+    """Branch copies (`up -b`) whose project or branch is gone and that have no sandbox: shown,
+    never removed here (a copy may hold the agent's uncommitted work)."""
+    from alcatraz.sandbox.branches import stale_copies
+
+    stale = stale_copies(app)
+    if not stale:
+        return
+    app.out(f"Found {len(stale)} branch cop{'y' if len(stale) == 1 else 'ies'} without a sandbox:")
+    for row in stale:
+        app.out(f"  - {printable(str(row['branch']))} of {printable(str(row['project']))}")
+        app.out(f"      Copy: {printable(str(row['copy']))}")
+        app.out(f"      Reason: {row['reason']}")
+    app.out(
+        "They are kept (they may hold uncommitted work): remove one with "
+        "'alca down -b NAME --force --purge' in its project, or delete its directory."
+    )
+    app.out("")

@@ -53,8 +53,10 @@ def main(args: argparse.Namespace, app: App) -> int:
     if args.json:
         app.out(json.dumps(rows, indent=2))
         return 0
+    branches = _branch_rows(app)
     if not rows:
         app.out("No Alcatraz containers found.")
+        _show_branches(app, branches)
         return 0
     # Labels are anyone's on a shared engine: a newline in one would forge a row.
     table = [("NAME", "STATUS", "PROJECT ID", "PROJECT PATH", "CREATED")]
@@ -71,4 +73,35 @@ def main(args: argparse.Namespace, app: App) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(5)]
     for row in table:
         app.out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    _show_branches(app, branches)
     return 0
+
+
+def _branch_rows(app: App) -> list[dict[str, object]]:
+    from alcatraz.sandbox.branches import every_branch
+
+    return every_branch(app)
+
+
+def _show_branches(app: App, branches: list[dict[str, object]]) -> None:
+    """Branch sandboxes (`up -b`) of every project: branch, commits ahead, container."""
+    if not branches:
+        return
+    table = [("BRANCH", "AHEAD", "CONTAINER", "STATUS", "ISOLATION", "PROJECT")]
+    for row in branches:
+        ahead, container = row["ahead"], row["container"]
+        table.append(
+            (
+                printable(str(row["branch"])),
+                "-" if ahead is None else str(ahead),
+                "-" if container is None else printable(str(container)),
+                str(row["status"]),
+                str(row["isolation"]),
+                printable(str(row["project"])),
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(6)]
+    app.out("")
+    app.out("Branch sandboxes:")
+    for line in table:
+        app.out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())

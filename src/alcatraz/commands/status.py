@@ -40,6 +40,9 @@ REPLACED = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "-b", "--branch", metavar="NAME", help="the sandbox of branch NAME (parallel agents)"
+    )
 
 
 def gather(app: App) -> StatusReport:
@@ -213,10 +216,27 @@ def _source_drift(config: Config, project: Project, info: ContainerInfo) -> list
 
 
 def main(args: argparse.Namespace, app: App) -> int:
+    if args.branch is not None:
+        return _branch_status(args, app)
     report = gather(app)
     if args.json:
         app.out(json.dumps(report.to_json(), indent=2))
         return 0
     for line in render(report):
         (app.err if line.to_stderr else app.out)(line.text)
+    return 0
+
+
+def _branch_status(args: argparse.Namespace, app: App) -> int:
+    from alcatraz.printable import printable
+    from alcatraz.sandbox.branches import status_branch
+    from alcatraz.sandbox.branchname import check_branch_name
+
+    row = status_branch(app, check_branch_name(args.branch))
+    if args.json:
+        app.out(json.dumps(row, indent=2))
+        return 0
+    for key in ("branch", "project", "base", "ahead", "container", "status", "isolation", "copy"):
+        value = row[key]
+        app.out(f"{key.capitalize() + ':':11} {printable('-' if value is None else str(value))}")
     return 0

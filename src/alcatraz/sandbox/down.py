@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 
 from alcatraz.app import App
 from alcatraz.config.load import Config
@@ -26,6 +27,12 @@ _STOPPING = frozenset(
 def down(app: App, *, force: bool) -> None:
     """Remove the project's sandbox: sync, container, rules, network (state and approval stay)."""
     root = project.locate(app)
+    down_at(app, root, lambda: project.load(app, root), force=force)
+
+
+def down_at(app: App, root: Path, load: Callable[[], Config], *, force: bool) -> None:
+    """`down` of the sandbox rooted at `root`, its configuration from `load` (a branch
+    sandbox's is its project's, never one read from its copy)."""
     opened = project.open_project(app, root, allow_replaced=True)
     if opened.project_id is None:
         DownRun(app, None, opened).execute(plan_down(None, opened.state, _nothing()))
@@ -34,7 +41,7 @@ def down(app: App, *, force: bool) -> None:
         opened = project.open_project(app, root, allow_replaced=True)
         config: Config | None
         try:
-            config = project.load(app, root)
+            config = load()
         except Exception:  # a broken config must not keep a sandbox alive
             config = None
         run = DownRun(app, config, opened)

@@ -271,6 +271,24 @@ def run(args: list[str]) -> int:
             "configuration not found: run 'alca init' first",
             hint=f"no .alca.toml in {cwd} or any parent directory",
         )
+    spec = checked_spec(root)
+    tty = os.isatty(0)
+    socket_path = api_socket(spec)
+    if socket_path:
+        command, env, workdir = exec_parts(spec, args, cwd)
+        exec_api(spec, socket_path, (command, env, workdir), tty)
+    exec_replace(build_argv(spec, args, cwd, tty))
+
+
+def checked_argv(root: str, args: list[str], cwd: str) -> list[str]:
+    """The engine's `exec` argv for `args` in the sandbox of `root`, after every check
+    `alca run` makes (for `run -b`, which must wait for the command: no API exec here)."""
+    return build_argv(checked_spec(root), args, cwd, os.isatty(0))
+
+
+def checked_spec(root: str) -> RunSpec:
+    """The run-spec of the sandbox of `root`, after every check `alca run` makes (rules
+    loaded, second layer current, same directory); refuses otherwise."""
     store = ProjectStore.of(alca_home_str(), root)
     data = store.load()  # StateFileError (exit 1, file and key named) when it is unreadable
     spec = data.run_spec
@@ -304,9 +322,4 @@ def run(args: list[str]) -> int:
         sys.stderr.write(
             "Note: the configuration changed since the last 'alca up'; run 'alca up' to apply it.\n"
         )
-    tty = os.isatty(0)
-    socket_path = api_socket(spec)
-    if socket_path:
-        command, env, workdir = exec_parts(spec, args, cwd)
-        exec_api(spec, socket_path, (command, env, workdir), tty)
-    exec_replace(build_argv(spec, args, cwd, tty))
+    return spec

@@ -40,6 +40,15 @@ def up(app: App, *, force: bool, assume_yes: bool) -> None:
         run.execute(run.observe(force=force))
 
 
+def up_approved(app: App, config: Config, root: Path, *, force: bool) -> None:
+    """`up` of the sandbox rooted at `root` with a configuration approved elsewhere (a branch
+    sandbox's copy runs on its project's configuration, never on one read from the copy)."""
+    with contextlib.ExitStack() as lock:
+        lock.enter_context(project.open_project(app, root).store.lock())
+        run = UpRun(app, config, project.open_project(app, root), lock)
+        run.execute(run.observe(force=force))
+
+
 class UpRun:
     """One `up`: what it observed and made so far, and one method per plan action."""
 
