@@ -57,3 +57,13 @@ def test_the_engine_api_exec_adds_only_its_own_modules() -> None:
 def test_version_is_a_literal_not_metadata() -> None:
     loaded = _modules_after("import alcatraz; alcatraz.__version__")
     assert "importlib.metadata" not in loaded
+
+
+def test_the_netlink_rule_check_adds_only_its_own_module() -> None:
+    """`alca run`'s check of the project's chain as root: `_socket` and `struct`, no `socket`."""
+    base = _modules_after("import alcatraz.cli, alcatraz.sandbox.enter")
+    with_check = _modules_after(
+        "import alcatraz.cli, alcatraz.sandbox.enter, alcatraz.network.nlcheck"
+    )
+    assert "alcatraz.network.nlcheck" in with_check - base
+    assert with_check - base <= {"alcatraz.network.nlcheck", "_socket", "struct", "_struct"}
