@@ -34,6 +34,8 @@ from alcatraz.sandbox.branchname import (
 #: The most a sandbox may send back at once (the pack of its new commits).
 PACK_LIMIT: Final = 4 << 30
 _TIMEOUT: Final = 600.0
+#: The longest a sandbox may take to send that pack (it may send nothing, forever).
+PACK_TIMEOUT: Final = 1800.0
 
 
 def git(app: App, root: Path, *args: str, check: bool = True) -> Result:
@@ -140,7 +142,11 @@ def _import_pack(
     fd = os.open(pack, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         made = proc.run_binary(
-            [runtime.executable, *argv], input=revs.encode(), output=fd, limit=PACK_LIMIT
+            [runtime.executable, *argv],
+            input=revs.encode(),
+            output=fd,
+            limit=PACK_LIMIT,
+            timeout=PACK_TIMEOUT,
         )
         if not made.ok:
             raise proc.CommandFailed(made, "the sandbox could not pack its commits")
