@@ -22,6 +22,7 @@ from alcatraz.printable import printable_lines
 
 if TYPE_CHECKING:
     import subprocess
+    import threading
     from typing import NoReturn
 
 
@@ -216,10 +217,13 @@ def run_binary(
     file `output` (else captured as text), at most `limit` bytes of it.
 
     For data too large for memory, or not text (a pack read from a sandbox): past `limit` the
-    program is killed and the result fails (exit -1, "output over the limit").
+    program is killed and the result fails (exit -1, "output over the limit"); so it is past
+    `timeout` (exit -1, "timed out"), even while it sends nothing. Of stderr only the first
+    64 KiB are kept, the rest read and dropped: a sandbox cannot fill the disk through it.
     """
     import subprocess
     import tempfile
+    import threading
 
     args = tuple(argv)
     log_command(args)
@@ -228,20 +232,61 @@ def run_binary(
         if given is not None:
             given.write(input)
             given.seek(0)
-        errors = stack.enter_context(tempfile.TemporaryFile())
         source = stdin if given is None else given.fileno()
+        error_read, error_write = os.pipe()  # ours, not Popen's: the reader thread closes it
         try:
-            child = subprocess.Popen(args, stdin=source, stdout=subprocess.PIPE, stderr=errors)
+            child = subprocess.Popen(args, stdin=source, stdout=subprocess.PIPE, stderr=error_write)
         except FileNotFoundError:
+            os.close(error_read)
             raise UnavailableError(f"{args[0]} is not installed (not found on PATH)") from None
-        captured, code = _drain(child, output, limit)
-        if code is not None:
-            code = child.wait(timeout=timeout)
-        errors.seek(0)
-        text = errors.read(65536).decode("utf-8", "replace")
+        finally:
+            os.close(error_write)
+        errors = bytearray()
+        reader = threading.Thread(target=_keep_head, args=(error_read, errors), daemon=True)
+        reader.start()
+        expired = threading.Event()
+        watchdog = threading.Timer(timeout or 0.0, _expire, args=(child, expired))
+        if timeout is not None:
+            watchdog.start()
+        try:
+            captured, code = _drain(child, output, limit)
+            if code is not None:
+                code = child.wait()
+        finally:
+            watchdog.cancel()
+            if child.poll() is None:  # interrupted (^C): the program must not outlive us
+                child.kill()
+            reader.join()
+    text = bytes(errors).decode("utf-8", "replace")
+    if expired.is_set():
+        return Result(args, -1, "", f"timed out after {timeout:g} seconds")
     if code is None:
         return Result(args, -1, "", f"output over the limit of {limit} bytes")
     return Result(args, code, captured.decode("utf-8", "replace"), text)
+
+
+_STDERR_KEPT = 65536
+
+
+def _keep_head(fd: int, kept: bytearray) -> None:
+    """Read the pipe `fd` to its end (the program never blocks on it), keeping its first
+    bytes; then close it."""
+    try:
+        while chunk := os.read(fd, _READ_CHUNK):
+            room = _STDERR_KEPT - len(kept)
+            if room > 0:
+                kept += chunk[:room]
+    finally:
+        os.close(fd)
+
+
+def _expire(child: subprocess.Popen[bytes], expired: threading.Event) -> None:
+    if child.poll() is None:
+        expired.set()
+        child.kill()
+
+
+_READ_CHUNK = 1 << 16
 
 
 def _drain(

@@ -4,6 +4,9 @@ limit; `proc.run_attached` hands the terminal over and returns the exit status."
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +59,25 @@ def test_a_missing_program() -> None:
         proc.run_binary(["alca-no-such-program"])
     with pytest.raises(UnavailableError):
         proc.run_attached(["alca-no-such-program"])
+
+
+def test_a_program_that_never_finishes_is_killed_at_the_timeout() -> None:
+    # A sandbox's `git pack-objects` replaced by one that sends nothing and never exits.
+    started = time.monotonic()
+    done = proc.run_binary(["sh", "-c", "exec sleep 30"], timeout=0.5)
+    assert time.monotonic() - started < 10
+    assert not done.ok and "timed out" in done.stderr
+
+
+def test_a_flood_on_stderr_is_never_written_to_disk(tmp_path: Path) -> None:
+    # Files the child could grow are capped at 1 MiB (RLIMIT_FSIZE, inherited); a pipe is
+    # not a file. Before the fix stderr went to a temporary file, so the flood failed.
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "from alcatraz import proc\n"
+        "done = proc.run_binary(['sh', '-c', 'yes E | head -c 8000000 >&2'])\n"
+        "print(done.returncode, len(done.stderr), done.stderr.count('E'))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert ran.stdout.split() == ["0", "65536", "32768"], ran.stderr

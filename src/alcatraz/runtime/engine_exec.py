@@ -163,24 +163,31 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
 
 class _Demux:
     """Splits the multiplexed stream into stdout and stderr (stream 3, the engine's own
-    errors, goes to stderr too); bytes of an unfinished frame wait for the next read."""
+    errors, goes to stderr too). A frame's payload is passed on as it arrives, so a header
+    claiming 4 GiB never makes us hold more than one read; only a split header waits."""
 
     def __init__(self, out_fd: int, err_fd: int) -> None:
         self.out_fd, self.err_fd = out_fd, err_fd
         self.buffer = bytearray()
+        self.left = 0  # payload bytes of the current frame still to come
+        self.fd = out_fd
 
     def feed(self, data: bytes) -> None:
         buffer = self.buffer
         buffer += data
         start = 0
-        while len(buffer) - start >= 8:
-            size = int.from_bytes(buffer[start + 4 : start + 8], "big")
-            end = start + 8 + size
-            if len(buffer) < end:
+        while start < len(buffer):
+            if self.left:
+                end = min(len(buffer), start + self.left)
+                write_all(self.fd, memoryview(buffer)[start:end])
+                self.left -= end - start
+                start = end
+            elif len(buffer) - start >= 8:
+                self.fd = self.out_fd if buffer[start] in (0, 1) else self.err_fd
+                self.left = int.from_bytes(buffer[start + 4 : start + 8], "big")
+                start += 8
+            else:
                 break
-            fd = self.out_fd if buffer[start] in (0, 1) else self.err_fd
-            write_all(fd, memoryview(buffer)[start + 8 : end])
-            start = end
         del buffer[:start]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 from typing import Final
 
@@ -34,6 +35,8 @@ from alcatraz.sandbox.branchname import (
 #: The most a sandbox may send back at once (the pack of its new commits).
 PACK_LIMIT: Final = 4 << 30
 _TIMEOUT: Final = 600.0
+#: The longest a sandbox may take to send that pack (it may send nothing, forever).
+PACK_TIMEOUT: Final = 1800.0
 
 
 def git(app: App, root: Path, *args: str, check: bool = True) -> Result:
@@ -140,28 +143,57 @@ def _import_pack(
     fd = os.open(pack, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         made = proc.run_binary(
-            [runtime.executable, *argv], input=revs.encode(), output=fd, limit=PACK_LIMIT
+            [runtime.executable, *argv],
+            input=revs.encode(),
+            output=fd,
+            limit=PACK_LIMIT,
+            timeout=PACK_TIMEOUT,
         )
         if not made.ok:
             raise proc.CommandFailed(made, "the sandbox could not pack its commits")
         os.lseek(fd, 0, os.SEEK_SET)
-        indexed = proc.run_binary(
-            ["git", "-C", str(user_root), "index-pack", "--strict", "--fix-thin", "--stdin"],
-            stdin=fd,
-        )
-        if not indexed.ok:
-            raise RefusedError(
-                "the commits from the branch sandbox failed git's object checks "
-                f"({printable(indexed.stderr.strip()[:300])}); your repository was not changed",
-                hint="look at the branch inside the sandbox; the agent may have written "
-                "malformed objects",
-            )
+        _index_into(app, user_root, fd, paths.incoming / f"{os.getpid()}-checked")
     finally:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             pack.unlink()
     excluded = [f"^{commit}" for commit in have]
     git(app, user_root, "rev-list", "--objects", "--quiet", wanted, *excluded)  # all there
+
+
+def _index_into(app: App, user_root: Path, fd: int, checked: Path) -> None:
+    """Index the pack read from `fd` beside itself under the alcatraz home, checked against
+    the user's repository; only a pack that passed goes into its `objects/pack`. (With
+    `--stdin` alone git spools it there first and leaves it behind when it fails: up to
+    `PACK_LIMIT` of the agent's bytes in the user's repository on every refusal.)"""
+    made = [checked.with_suffix(suffix) for suffix in (".pack", ".rev", ".idx")]
+    try:
+        indexed = proc.run_binary(
+            ["git", "-C", str(user_root), "index-pack", "--strict", "--fix-thin", "--stdin",
+             "-o", str(made[2]), str(made[0])],
+            stdin=fd,
+        )  # fmt: skip
+        name = indexed.stdout.split()[-1] if indexed.ok and indexed.stdout.split() else ""
+        if not indexed.ok or not is_object_id(name):
+            raise RefusedError(
+                "the commits from the branch sandbox failed git's object checks "
+                f"({printable(indexed.stderr.strip()[:300])}); your repository was not changed",
+                hint="look at the branch inside the sandbox; the agent may have written "
+                "malformed objects",
+            )
+        into = objects_dir(app, user_root) / "pack"
+        for source in made:  # the .idx last: git reads a pack only once its index is there
+            if source.exists():
+                target = into / f"pack-{name}{source.suffix}"
+                if not target.exists():
+                    spooled = into / f"tmp_alca_{os.getpid()}{source.suffix}"
+                    shutil.copyfile(source, spooled)
+                    spooled.chmod(0o444)
+                    os.replace(spooled, target)
+    finally:
+        for path in made:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def bring_back(

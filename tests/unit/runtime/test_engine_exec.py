@@ -3,6 +3,7 @@ what counts as started, and the terminal in TTY mode."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import socket
@@ -261,3 +262,25 @@ def test_terminal_is_restored_when_killed_by_sigterm() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_a_frame_claiming_4_gib_is_passed_on_as_it_comes_not_held() -> None:
+    # A hostile engine's header says 0xFFFFFFFF bytes follow: what did come must be written
+    # at once, and the demultiplexer must not grow towards 4 GiB waiting for the rest.
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    os.set_blocking(out_read, False)
+    try:
+        demux = engine_exec._Demux(out_write, err_write)
+        demux.feed(frame(2, b"e") + b"\x01\x00\x00\x00" + b"\xff\xff")
+        demux.feed(b"\xff\xff" + b"x" * 1000)
+        demux.feed(b"y" * 1000)
+        written = b""
+        with contextlib.suppress(BlockingIOError):
+            written = os.read(out_read, 65536)
+        assert written == b"x" * 1000 + b"y" * 1000
+        assert os.read(err_read, 100) == b"e"
+        assert len(demux.buffer) == 0
+    finally:
+        for fd in (out_read, out_write, err_read, err_write):
+            os.close(fd)

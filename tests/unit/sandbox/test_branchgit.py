@@ -7,6 +7,7 @@ engine; tests/integration/test_branch_sandboxes.py drives the same code on Docke
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -159,6 +160,44 @@ def test_malformed_objects_from_the_sandbox_are_refused(user: Path, tmp_path: Pa
     assert subprocess.run(["git", "-C", str(user), "rev-parse", "-q", "--verify",
                            "refs/heads/agent/a"], capture_output=True).returncode != 0  # fmt: skip
     git(user, "fsck")
+
+
+class TruncatingSandbox(LocalSandbox):
+    """A sandbox whose pack stops 20 bytes short (no trailer): index-pack fails at the end."""
+
+    def exec_argv(
+        self, name: str, command: Sequence[str], *, workdir: str | None = None, **_: object
+    ) -> list[str]:
+        return ["sh", "-c", 'cd "$1" && shift && "$@" | head -c -20', "sh", str(workdir),
+                *command]  # fmt: skip
+
+
+def test_a_refused_pack_leaves_nothing_in_the_user_repository(user: Path, tmp_path: Path) -> None:
+    paths, base = made_copy(user, tmp_path)
+    (paths.work / "big").write_bytes(os.urandom(1 << 20))
+    git(paths.work, "add", "big")
+    git(paths.work, "commit", "-qm", "big")
+    pack_dir = user / ".git" / "objects" / "pack"
+    before = sorted(os.listdir(pack_dir))
+    with pytest.raises(RefusedError, match="object checks"):
+        branchgit.bring_back(
+            make_app(user), TruncatingSandbox(), "c", str(paths.work), user, paths,  # type: ignore[arg-type]
+            "agent/a", base,
+        )  # fmt: skip
+    # git's own `index-pack --stdin` spooled it to objects/pack/tmp_pack_* and left it there.
+    assert sorted(os.listdir(pack_dir)) == before
+    assert os.listdir(paths.incoming) == []
+
+
+def test_commits_come_back_as_a_pack_beside_the_others(user: Path, tmp_path: Path) -> None:
+    paths, base = made_copy(user, tmp_path)
+    made = agent_commit(paths.work, "one")
+    assert back(user, paths, "agent/a", base) == made
+    packs = [n for n in os.listdir(user / ".git" / "objects" / "pack") if n.endswith(".idx")]
+    assert len(packs) == 1 and packs[0].startswith("pack-")
+    assert all(not n.startswith("tmp") for n in os.listdir(user / ".git" / "objects" / "pack"))
+    assert os.listdir(paths.incoming) == []
+    git(user, "fsck", "--strict")
 
 
 def test_a_missing_branch_in_the_copy_is_refused(user: Path, tmp_path: Path) -> None:
