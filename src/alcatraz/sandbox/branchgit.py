@@ -125,6 +125,26 @@ def _agent_tip(runtime: Runtime, container: str, workdir: str, name: str) -> str
     return text
 
 
+def remove_stale_incoming(incoming: Path) -> None:
+    """Remove what a killed bring-back left (a pack read from the sandbox can be 4 GiB): the
+    files of processes that are gone, and of an earlier process with this one's pid."""
+    for entry in os.scandir(incoming):
+        owner = entry.name.split(".", 1)[0].split("-", 1)[0]
+        if not owner.isdigit():
+            continue
+        pid = int(owner)
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # another bring-back of this branch is running
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+
+
 def _import_pack(
     app: App, runtime: Runtime, container: str, workdir: str, user_root: Path,
     paths: BranchPaths, wanted: str, have: list[str],
@@ -139,6 +159,7 @@ def _import_pack(
         interactive=True,
     )
     paths.incoming.mkdir(mode=0o700, exist_ok=True)
+    remove_stale_incoming(paths.incoming)
     pack = paths.incoming / f"{os.getpid()}.pack"
     fd = os.open(pack, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:

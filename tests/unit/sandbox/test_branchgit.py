@@ -226,3 +226,23 @@ def test_start_commit(user: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="already exists"):
         branchgit.start_commit(app, user, "main", "main")
     assert branchgit.start_commit(app, user, "main", None) == head
+
+
+def test_what_a_killed_bring_back_left_is_removed(tmp_path: Path) -> None:
+    """A pack of a process that is gone (or of an earlier process with this pid) goes; a
+    running one's stays."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        names = [f"{gone.pid}.pack", f"{gone.pid}-checked.idx", f"{os.getpid()}.pack",
+                 f"{alive.pid}.pack", "notes.txt"]  # fmt: skip
+        for name in names:
+            (tmp_path / name).write_bytes(b"x")
+        branchgit.remove_stale_incoming(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            [f"{alive.pid}.pack", "notes.txt"]
+        )
+    finally:
+        alive.kill()
+        alive.wait()
