@@ -218,12 +218,26 @@ def down_branch(app: App, name: str, *, force: bool, purge: bool) -> None:
 
     down.down_at(app, paths.work, load, force=force)
     if purge:
-        store = state.ProjectStore.of(app.home, paths.work)
-        shutil.rmtree(store.directory, ignore_errors=True)
-        shutil.rmtree(paths.directory)
-        app.step(f"Removed the copy of branch {printable(name)}")
+        purge_copy(app, paths, name)
     else:
         app.info(f"The copy is kept at {paths.work} (remove it with --purge)")
+
+
+def purge_copy(app: App, paths: BranchPaths, name: str) -> None:
+    """Remove a branch sandbox's copy and its state (`down -b --purge`, the sandbox down)."""
+    store = state.ProjectStore.of(app.home, paths.work)
+    shutil.rmtree(store.directory, ignore_errors=True)
+    try:
+        shutil.rmtree(paths.directory)
+    except OSError as error:  # e.g. files a rootless sandbox made under another uid
+        raise AlcaError(
+            f"the sandbox is down, but its copy could not be removed: "
+            f"{printable(str(error.filename or paths.directory))}: "
+            f"{printable(error.strerror or str(error))}",
+            hint=f"remove {paths.directory} yourself (rootless Podman: podman unshare "
+            f"rm -rf {paths.directory})",
+        ) from None
+    app.step(f"Removed the copy of branch {printable(name)}")
 
 
 def _isolation_word(paths: BranchPaths, app: App) -> str:

@@ -136,3 +136,29 @@ def test_an_unrecorded_copy_in_the_way_is_refused_not_removed(tmp_path: Path) ->
         up_branch(app, "agent/a", start=None, force=False, assume_yes=True)
     assert (paths.work / "work-in-progress").read_text() == "keep me"
     assert read_record(paths) is None
+
+
+def test_a_copy_that_cannot_be_removed_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files a rootless sandbox made under another uid: alca's error, the path printable."""
+    import shutil
+
+    from alcatraz.errors import AlcaError
+    from alcatraz.sandbox import branches
+
+    app = project_app(tmp_path)
+    paths = BranchPaths.of(app.home, tmp_path / "project", "agent/one")
+    paths.work.mkdir(parents=True)
+
+    def refuse(path: object, ignore_errors: bool = False) -> None:
+        if not ignore_errors:
+            raise PermissionError(13, "Permission denied", str(paths.work / "x\x1b[2Jy"))
+
+    monkeypatch.setattr(shutil, "rmtree", refuse)
+    with pytest.raises(AlcaError) as raised:
+        branches.purge_copy(app, paths, "agent/one")
+    text = raised.value.render()
+    assert "could not be removed" in text and "Permission denied" in text
+    assert "\x1b" not in text and "podman unshare" in text
+    assert paths.work.exists()
