@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import alcatraz
 from alcatraz.errors import AlcaError
 from alcatraz.proc import SubprocessRunner
 from alcatraz.runtime.cli_compat import CliRuntime
@@ -118,3 +120,35 @@ def container_name(engine: CliRuntime) -> Iterator[Names]:
     names = Names(engine)
     yield names
     names.cleanup()
+
+
+# --- a private network namespace (nftables tests that never touch the host's ruleset) ---
+
+SRC = str(Path(alcatraz.__file__).parent.parent)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace of the test's own, deleted after it (its nft tables with it)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (a network namespace and nftables)")
+    name = f"alcans-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def in_ns(ns: str, argv: list[str], stdin: str | None = None) -> str:
+    """`argv`'s stdout, run in namespace `ns` with this alcatraz on PYTHONPATH."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    return done.stdout

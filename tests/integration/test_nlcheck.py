@@ -4,43 +4,16 @@ rewritten, a flushed and a deleted chain, among many projects."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-import alcatraz
 from alcatraz.network import nft
-from tests.integration.test_nlread import policies
+from tests.integration.conftest import in_ns
+from tests.integration.test_nlread import policies  # the same projects' rules
 
 pytestmark = pytest.mark.integration
-
-SRC = str(Path(alcatraz.__file__).parent.parent)
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (a network namespace and nftables)")
-    name = f"alcanc-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False)
-
-
-def in_ns(ns: str, argv: list[str], stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["ip", "netns", "exec", ns, *argv],
-        input=stdin, capture_output=True, text=True, check=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": SRC},
-    )  # fmt: skip
-    return done.stdout
 
 
 def netlink_says(ns: str, chain: str, tag: str) -> object:

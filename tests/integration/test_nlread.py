@@ -5,50 +5,19 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-import alcatraz
 from alcatraz.network import nft
 from alcatraz.network.firewall import DISPATCH_MAPS, parse_table
 from alcatraz.network.plan import Policy, ProjectNetwork
+from tests.integration.conftest import in_ns
 
 pytestmark = pytest.mark.integration
 
-SRC = str(Path(alcatraz.__file__).parent.parent)
 PROJECTS = 40
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (a network namespace and nftables)")
-    name = f"alcanl-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False)
-
-
-def in_ns(ns: str, argv: list[str], stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["ip", "netns", "exec", ns, *argv],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": SRC},
-    )
-    return done.stdout
 
 
 def policies(count: int) -> list[Policy]:
