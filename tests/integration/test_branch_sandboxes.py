@@ -155,6 +155,10 @@ def test_a_commit_in_each_comes_back_as_its_branch(repo: Repo) -> None:
     assert repo.status(ONE)["ahead"] == 1
     listed = repo.ok("list").stdout
     assert ONE in listed and TWO in listed, listed
+    containers = json.loads(repo.ok("list", "--json").stdout)
+    branches = {row["branch"]: (row["name"], row["ahead"]) for row in containers}
+    assert branches[ONE] == (repo.status(ONE)["container"], 1), containers
+    assert branches[TWO] == (repo.status(TWO)["container"], 1), containers
 
 
 def test_an_agent_cannot_write_the_users_checkout_git_or_the_other_copy(repo: Repo) -> None:

@@ -50,10 +50,22 @@ def main(args: argparse.Namespace, app: App) -> int:
         }
         for info in containers
     ]
-    if args.json:
-        app.out(json.dumps(rows, indent=2))
-        return 0
     branches = _branch_rows(app)
+    if args.json:
+        # A branch sandbox's container carries its branch and commits ahead of its base.
+        by_container = {str(b["container"]): b for b in branches if b["container"] is not None}
+        shown: list[dict[str, object]] = []
+        for entry in rows:
+            found = by_container.get(entry["name"])
+            shown.append(
+                {
+                    **entry,
+                    "branch": None if found is None else found["branch"],
+                    "ahead": None if found is None else found["ahead"],
+                }
+            )
+        app.out(json.dumps(shown, indent=2))
+        return 0
     if not rows:
         app.out("No Alcatraz containers found.")
         _show_branches(app, branches)
