@@ -23,6 +23,16 @@ def repository(root: Path, config: str) -> None:
     subprocess.run(["git", "init", "-q", str(root)], check=True)
 
 
+def committed_repository(root: Path) -> None:
+    """A project repository with one (empty) commit, as `up -b` needs a start."""
+    repository(root, 'image = "alpine:3.21"\n')
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=u", "-c", "user.email=u@x.invalid",
+         "commit", "-q", "--allow-empty", "-m", "base"],
+        check=True,
+    )  # fmt: skip
+
+
 def test_the_config_is_the_projects_aimed_at_the_copy(tmp_path: Path) -> None:
     app = project_app(tmp_path)
     user = app.cwd
@@ -100,12 +110,7 @@ def test_stale_copies_are_those_whose_project_or_branch_is_gone(tmp_path: Path) 
 
     app = project_app(tmp_path)
     user = app.cwd
-    repository(user, 'image = "alpine:3.21"\n')
-    subprocess.run(
-        ["git", "-C", str(user), "-c", "user.name=u", "-c", "user.email=u@x.invalid",
-         "commit", "-q", "--allow-empty", "-m", "base"],
-        check=True,
-    )  # fmt: skip
+    committed_repository(user)
     subprocess.run(["git", "-C", str(user), "branch", "kept"], check=True)
     gone_project = tmp_path / "gone"
     for root, name in ((user, "kept"), (user, "deleted"), (gone_project, "kept")):
@@ -123,12 +128,7 @@ def test_an_unrecorded_copy_in_the_way_is_refused_not_removed(tmp_path: Path) ->
 
     app = project_app(tmp_path)
     user = app.cwd
-    repository(user, 'image = "alpine:3.21"\n')
-    subprocess.run(
-        ["git", "-C", str(user), "-c", "user.name=u", "-c", "user.email=u@x.invalid",
-         "commit", "-q", "--allow-empty", "-m", "base"],
-        check=True,
-    )  # fmt: skip
+    committed_repository(user)
     paths = BranchPaths.of(app.home, user, "agent/a")
     paths.work.mkdir(parents=True)
     (paths.work / "work-in-progress").write_text("keep me")
