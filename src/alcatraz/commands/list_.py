@@ -52,19 +52,7 @@ def main(args: argparse.Namespace, app: App) -> int:
     ]
     branches = _branch_rows(app)
     if args.json:
-        # A branch sandbox's container carries its branch and commits ahead of its base.
-        by_container = {str(b["container"]): b for b in branches if b["container"] is not None}
-        shown: list[dict[str, object]] = []
-        for entry in rows:
-            found = by_container.get(entry["name"])
-            shown.append(
-                {
-                    **entry,
-                    "branch": None if found is None else found["branch"],
-                    "ahead": None if found is None else found["ahead"],
-                }
-            )
-        app.out(json.dumps(shown, indent=2))
+        app.out(json.dumps(_with_branches(rows, branches), indent=2))
         return 0
     if not rows:
         app.out("No Alcatraz containers found.")
@@ -87,6 +75,21 @@ def main(args: argparse.Namespace, app: App) -> int:
         app.out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     _show_branches(app, branches)
     return 0
+
+
+def _with_branches(
+    rows: list[dict[str, str]], branches: list[dict[str, object]]
+) -> list[dict[str, object]]:
+    """The containers for `--json`: a branch sandbox's carries its branch and the commits
+    ahead of its base (null for the others)."""
+    by_container = {str(b["container"]): b for b in branches if b["container"] is not None}
+    shown: list[dict[str, object]] = []
+    for entry in rows:
+        found = by_container.get(entry["name"])
+        branch = None if found is None else found["branch"]
+        ahead = None if found is None else found["ahead"]
+        shown.append({**entry, "branch": branch, "ahead": ahead})
+    return shown
 
 
 def _branch_rows(app: App) -> list[dict[str, object]]:
