@@ -59,13 +59,16 @@ def _strs(value: Any) -> tuple[str, ...]:
 
 
 def _mounts(value: Any) -> tuple[BindMount, ...]:
+    """The bind mounts, by target: Docker lists `Mounts` in no fixed order (two inspects of
+    one container may differ), so an unordered answer would make equal records unequal."""
     if not isinstance(value, list):
         return ()
-    return tuple(
+    found = [
         BindMount(str(m.get("Source", "")), str(m.get("Destination", "")), not m.get("RW", True))
         for m in value
         if isinstance(m, dict) and m.get("Type") == "bind"
-    )
+    ]
+    return tuple(sorted(found, key=lambda m: (m.target, m.source, m.readonly)))
 
 
 def _ports(value: Any) -> tuple[PortMapping, ...]:
